@@ -31,8 +31,10 @@
     X(STORAGE_FULL,    "storage_full",      507, "no space left for the write")    \
     X(CONFIG,          "invalid_config",    400, "invalid configuration")
 
-enum cb_errno {
-    CB_OK = 0,
+#define CB_OK 0
+
+/* Row index of each code in the table, from 0. */
+enum cb_err_index {
 #define CB_ERR_ENUM(name, wire, http, msg) CB_ERR_ENUM_##name,
     CB_ERR_MAP(CB_ERR_ENUM)
 #undef CB_ERR_ENUM

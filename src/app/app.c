@@ -1,0 +1,116 @@
+/* app — opening the parts and `citybrain serve`: start, wait for a signal,
+ * shut down gracefully (stop accepting, drain in-flight requests, close the
+ * store, exit 0). */
+#include "app/app.h"
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+int app_load_config(int argc, char **argv, struct cb_config *cfg, cb_error *err)
+{
+    config_defaults(cfg);
+    int missing = 0;
+    const char *file = cli_take_flag(&argc, argv, "--config", &missing);
+    if (missing)
+        return cb_error_set(err, CB_ECONFIG, "config", "--config needs a file name");
+    if (file) {
+        int rc = config_load_file(cfg, file, err);
+        if (rc != 0)
+            return rc;
+    }
+    return config_apply_args(cfg, argc, argv, err);
+}
+
+int app_open_store(struct app *a, cb_error *err)
+{
+    a->started = clock_mono_s();
+    int rc = db_open(a->cfg.data_dir, &a->db, err);
+    if (rc == 0)
+        rc = apikey_store_open(a->db, &a->keys, err);
+    return rc;
+}
+
+void app_close(struct app *a)
+{
+    http_server_stop(a->http);
+    apikey_store_close(a->keys);
+    db_close(a->db);
+    a->http = NULL;
+    a->keys = NULL;
+    a->db = NULL;
+}
+
+static int authenticate(void *app, const char *key, struct principal *out, cb_error *err)
+{
+    struct app *a = app;
+    return apikey_authenticate(a->keys, key, out, err);
+}
+
+/* Blocks the shutdown signals in this thread before any other thread starts,
+ * so they are all delivered to sigwait() below and never interrupt a worker. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void serve_usage(FILE *out)
+{
+    fprintf(out, "usage: citybrain serve [--config FILE] [flags]\n\n"
+                 "Runs the server until SIGTERM or SIGINT, then shuts down gracefully:\n"
+                 "stops accepting, lets in-flight requests finish (shutdown_timeout), exits 0.\n\n"
+                 "  --config FILE                a config file (see `citybrain config reference`)\n");
+    config_print_flags(out);
+}
+
+static void shutdown_gracefully(struct app *a, int sig)
+{
+    log_event(LOG_INFO, "shutdown", "signal=%s draining_s=%d", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+              a->cfg.shutdown_timeout);
+    http_server_quiesce(a->http);
+    int left = http_server_drain(a->http, a->cfg.shutdown_timeout * 1000);
+    if (left > 0)
+        log_event(LOG_WARN, "shutdown", "msg=\"closing requests still in flight\" in_flight=%d", left);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    if (cli_has_help(argc, argv)) {
+        serve_usage(stdout);
+        return 0;
+    }
+    struct app a;
+    memset(&a, 0, sizeof a);
+    cb_error err;
+    if (app_load_config(argc, argv, &a.cfg, &err) != 0) {
+        fprintf(stderr, "citybrain serve: %s\n", err.message);
+        return 2;
+    }
+    log_set_level((enum log_level)a.cfg.log_level);
+    sigset_t set;
+    block_signals(&set);
+    struct http_options ho = {&a.cfg, app_routes, app_route_count, authenticate, &a};
+    int rc = app_open_store(&a, &err);
+    if (rc == 0)
+        rc = http_server_start(&ho, &a.http, &err);
+    if (rc != 0) {
+        log_event(LOG_ERROR, "start", "error=%s msg=\"%s\"", cb_err_name(rc), err.message);
+        app_close(&a);
+        return 1;
+    }
+    log_event(LOG_INFO, "listening", "address=%s port=%d data_dir=%s schema_version=%d version=%s",
+              a.cfg.listen, a.cfg.port, a.cfg.data_dir, db_schema_version(a.db), CB_VERSION);
+    int sig = 0;
+    sigwait(&set, &sig);
+    shutdown_gracefully(&a, sig);
+    app_close(&a);
+    log_event(LOG_INFO, "stopped", "exit=0");
+    return 0;
+}

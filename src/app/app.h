@@ -1,0 +1,52 @@
+/* app — the running citybrain: the parts a command opens (config, store,
+ * principals, HTTP) and the commands of the CLI. main.c only dispatches to
+ * the cmd_* functions here; library modules below never exit. */
+#ifndef CB_APP_H
+#define CB_APP_H
+
+#include "auth/apikey.h"
+#include "core/config.h"
+#include "http/http.h"
+#include "store/db.h"
+
+/* Owned by the command that opened it; app_close releases everything. */
+struct app {
+    struct cb_config cfg;
+    db *db;
+    apikey_store *keys;
+    http_server *http;
+    double started; /* clock_mono_s at start */
+};
+
+/* The route table (routes.c): every HTTP endpoint, its roles and summary. */
+extern const struct http_route app_routes[];
+extern const size_t app_route_count;
+
+/* Defaults, then `--config FILE` if given, then the other flags in argv. */
+int app_load_config(int argc, char **argv, struct cb_config *cfg, cb_error *err);
+int app_open_store(struct app *a, cb_error *err); /* db + principals */
+void app_close(struct app *a);
+
+/* Removes `--name VALUE` (or --name=VALUE) from argv; returns VALUE or NULL.
+ * Sets *missing when the flag is present without a value. */
+const char *cli_take_flag(int *argc, char **argv, const char *name, int *missing);
+int cli_take_switch(int *argc, char **argv, const char *name); /* 1 if present */
+int cli_has_help(int argc, char **argv);
+
+/* Commands: argc/argv start after the command name; return the exit status. */
+int cmd_serve(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+int cmd_routes(int argc, char **argv);
+int cmd_errors(int argc, char **argv);
+
+/* HTTP handlers (system_api.c, keys_api.c). */
+int api_healthz(http_request *req, void *app);
+int api_metrics(http_request *req, void *app);
+int api_whoami(http_request *req, void *app);
+int api_keys_list(http_request *req, void *app);
+int api_keys_create(http_request *req, void *app);
+int api_keys_revoke(http_request *req, void *app);
+
+#endif

@@ -1,0 +1,16 @@
+/* clock — wall and monotonic time in milliseconds, and RFC 3339 text. */
+#ifndef CB_CLOCK_H
+#define CB_CLOCK_H
+
+#include <stdint.h>
+
+#define CLOCK_RFC3339_MAX 64
+
+int64_t clock_now_ms(void);   /* CLOCK_REALTIME, ms since the epoch */
+int64_t clock_mono_ms(void);  /* CLOCK_MONOTONIC, ms; for durations */
+double clock_mono_s(void);    /* CLOCK_MONOTONIC, seconds with ns resolution */
+
+/* "2026-11-23T10:00:00.123Z"; returns out. */
+const char *clock_format_rfc3339(int64_t ms, char out[CLOCK_RFC3339_MAX]);
+
+#endif

@@ -1,0 +1,53 @@
+/* config — every server option in one table: name, type, default, bounds, doc.
+ *
+ * The table drives the config file parser, the command-line flags of `serve`,
+ * `citybrain serve --help` and the reference file citybrain.conf
+ * (`citybrain config reference`), so they cannot drift apart.
+ * File syntax (mosquitto.conf style): one `name value` per line, `#` comments.
+ * Flags: `--name value` or `--name=value`, dashes or underscores alike. */
+#ifndef CB_CONFIG_H
+#define CB_CONFIG_H
+
+#include "core/err.h"
+
+#include <stdio.h>
+
+#define CONFIG_PATH_MAX 1024
+
+enum wal_fsync_policy { FSYNC_ALWAYS, FSYNC_EVERYSEC, FSYNC_OFF };
+
+struct cb_config {
+    char data_dir[CONFIG_PATH_MAX];
+    char web_dir[CONFIG_PATH_MAX];
+    char listen[64];
+    int port;
+    int log_level;          /* enum log_level */
+    int wal_fsync;          /* enum wal_fsync_policy */
+    long long max_body;     /* bytes */
+    long long max_header;   /* bytes */
+    int max_connections;
+    int max_connections_per_ip;
+    int connection_timeout; /* seconds */
+    int shutdown_timeout;   /* seconds */
+};
+
+void config_defaults(struct cb_config *cfg);
+
+/* Sets one option from text; name may use dashes or underscores. */
+int config_set(struct cb_config *cfg, const char *name, const char *value, cb_error *err);
+
+/* Reads a config file; err names the file, line and option of the first problem. */
+int config_load_file(struct cb_config *cfg, const char *path, cb_error *err);
+
+/* Applies `--name value` / `--name=value` flags from argv[0..argc). Non-option
+ * arguments and unknown flags are errors. */
+int config_apply_args(struct cb_config *cfg, int argc, char **argv, cb_error *err);
+
+/* 1 if `--name` (without the dashes) names a config option. */
+int config_is_option(const char *name);
+
+void config_print_flags(FILE *out);      /* for --help */
+void config_write_reference(FILE *out);  /* citybrain.conf: every option at its default */
+void config_print_effective(FILE *out, const struct cb_config *cfg);
+
+#endif
