@@ -1,6 +1,8 @@
 /* config — the option table and its parsers; see config.h. */
 #include "core/config.h"
 
+#include "core/buf.h"
+
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -8,6 +10,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define CONFIG_FILE_MAX (1 << 20)
 
 enum opt_type { OPT_PATH, OPT_STRING, OPT_INT, OPT_SIZE, OPT_SECONDS, OPT_ENUM };
 
@@ -203,22 +207,49 @@ static int config_line(struct cb_config *cfg, char *line, const char *path, int 
     return 0;
 }
 
+int config_load_text(struct cb_config *cfg, const char *name, const char *text, size_t len,
+                     cb_error *err)
+{
+    char line[4096];
+    int lineno = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+        lineno++;
+        if (n >= sizeof line)
+            return cb_error_set(err, CB_ECONFIG, "config", "%s:%d: line too long", name, lineno);
+        if (memchr(text + pos, '\0', n))
+            return cb_error_set(err, CB_ECONFIG, "config", "%s:%d: NUL byte", name, lineno);
+        memcpy(line, text + pos, n);
+        line[n] = '\0';
+        int rc = config_line(cfg, line, name, lineno, err);
+        if (rc != 0)
+            return rc;
+        pos += n + 1;
+    }
+    return 0;
+}
+
 int config_load_file(struct cb_config *cfg, const char *path, cb_error *err)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return cb_error_set(err, CB_ECONFIG, "config", "%s: %s", path, strerror(errno));
-    char line[4096];
-    int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
-        lineno++;
-        if (!strchr(line, '\n') && !feof(f)) {
-            rc = cb_error_set(err, CB_ECONFIG, "config", "%s:%d: line too long", path, lineno);
-            break;
-        }
-        rc = config_line(cfg, line, path, lineno, err);
-    }
+    buf text = BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && text.len < CONFIG_FILE_MAX)
+        buf_append(&text, chunk, n);
+    int failed = ferror(f) || buf_failed(&text);
     fclose(f);
+    int rc;
+    if (failed || text.len >= CONFIG_FILE_MAX)
+        rc = cb_error_set(err, CB_ECONFIG, "config", "%s: unreadable or larger than %d bytes",
+                          path, CONFIG_FILE_MAX);
+    else
+        rc = config_load_text(cfg, path, text.data ? text.data : "", text.len, err);
+    buf_free(&text);
     return rc;
 }
 

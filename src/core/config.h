@@ -36,6 +36,10 @@ void config_defaults(struct cb_config *cfg);
 /* Sets one option from text; name may use dashes or underscores. */
 int config_set(struct cb_config *cfg, const char *name, const char *value, cb_error *err);
 
+/* Parses config text; name is used in messages ("citybrain.conf:3: ..."). */
+int config_load_text(struct cb_config *cfg, const char *name, const char *text, size_t len,
+                     cb_error *err);
+
 /* Reads a config file; err names the file, line and option of the first problem. */
 int config_load_file(struct cb_config *cfg, const char *path, cb_error *err);
 

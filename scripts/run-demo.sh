@@ -1,0 +1,34 @@
+#!/bin/sh
+# `make run`: starts citybrain on http://localhost:8080 with the demo data
+# directory ./data, and prints an operator key for the dashboard and the API.
+# The key is made once and kept in data/demo-operator.key (mode 600).
+set -eu
+cd "$(dirname "$0")/.."
+
+DATA=${CITYBRAIN_DATA:-./data}
+PORT=${CITYBRAIN_PORT:-8080}
+mkdir -p "$DATA"
+
+keyfile="$DATA/demo-operator.key"
+if [ ! -s "$keyfile" ] || ! grep -q . "$keyfile"; then
+    umask 077
+    ./citybrain key create --role operator --name "demo operator" --data-dir "$DATA" > "$keyfile"
+fi
+adminfile="$DATA/demo-admin.key"
+if [ ! -s "$adminfile" ]; then
+    umask 077
+    ./citybrain key create --role admin --name "demo admin" --data-dir "$DATA" > "$adminfile"
+fi
+
+cat <<MSG
+
+  citybrain 城市大脑 — demo
+  dashboard:     http://localhost:$PORT/
+  health:        curl -s localhost:$PORT/healthz
+  operator key:  $(cat "$keyfile")
+  admin key:     $(cat "$adminfile")
+  try:           curl -s -H "Authorization: Bearer \$(cat $keyfile)" localhost:$PORT/api/v1/whoami
+  stop:          Ctrl-C (graceful shutdown)
+
+MSG
+exec ./citybrain serve --data-dir "$DATA" --port "$PORT"
