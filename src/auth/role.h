@@ -3,6 +3,8 @@
 #ifndef CB_ROLE_H
 #define CB_ROLE_H
 
+#include <stdint.h>
+
 enum role { ROLE_ADMIN, ROLE_OPERATOR, ROLE_DEPT, ROLE_GRID, ROLE_VIEWER, ROLE_DEVICE, ROLE_COUNT };
 
 #define ROLE_BIT(r) (1u << (r))
@@ -21,6 +23,7 @@ struct principal {
     enum role role;
     char name[PRINCIPAL_NAME_MAX];
     char department[DEPARTMENT_CODE_MAX]; /* "" unless role is dept (or set for others) */
+    uint32_t entity;                   /* ROLE_DEVICE: the entity number it may write */
 };
 
 const char *role_name(enum role r);

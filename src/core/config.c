@@ -2,6 +2,7 @@
 #include "core/config.h"
 
 #include "core/buf.h"
+#include "store/wal.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -28,6 +29,8 @@ struct option_def {
 
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
 static const char *const fsync_choices[] = {"always", "everysec", "off", NULL};
+_Static_assert(WAL_FSYNC_ALWAYS == 0 && WAL_FSYNC_EVERYSEC == 1 && WAL_FSYNC_OFF == 2,
+               "wal_fsync choices are stored as enum wal_fsync");
 
 #define F(field) offsetof(struct cb_config, field), sizeof(((struct cb_config *)0)->field)
 

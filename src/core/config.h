@@ -14,15 +14,13 @@
 
 #define CONFIG_PATH_MAX 1024
 
-enum wal_fsync_policy { FSYNC_ALWAYS, FSYNC_EVERYSEC, FSYNC_OFF };
-
 struct cb_config {
     char data_dir[CONFIG_PATH_MAX];
     char web_dir[CONFIG_PATH_MAX];
     char listen[64];
     int port;
     int log_level;          /* enum log_level */
-    int wal_fsync;          /* enum wal_fsync_policy */
+    int wal_fsync;          /* enum wal_fsync of store/wal.h: the choices are in its order */
     long long max_body;     /* bytes */
     long long max_header;   /* bytes */
     int max_connections;

@@ -24,7 +24,11 @@ typedef struct http_server http_server;
 typedef struct http_request http_request;
 
 /* A handler sets one reply with http_reply_* and returns 0; if it returns a
- * negative CB_E* code without replying, the code's generic error is sent. */
+ * negative CB_E* code without replying, the code's generic error is sent.
+ * A handler that hands the work to another thread returns HTTP_DEFERRED; that
+ * thread later sets the reply and calls http_resume (the request, its arena
+ * and its body stay valid until then). */
+#define HTTP_DEFERRED 1
 typedef int (*http_handler)(http_request *req, void *app);
 
 struct http_route {
@@ -76,6 +80,9 @@ int http_reply_text(http_request *req, int status, const char *content_type, con
                     size_t len); /* data is copied */
 /* Adds a header to the reply already set (Retry-After, Location, ...). */
 int http_reply_header(http_request *req, const char *name, const char *value);
+
+/* Sends the reply a deferred handler's worker has set; thread-safe, once. */
+void http_resume(http_request *req);
 
 /* The JSON error body of DESIGN.md §6 for err; caller owns the result. */
 json_t *http_error_json(const cb_error *err);

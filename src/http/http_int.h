@@ -29,6 +29,7 @@ struct http_server {
     atomic_int in_flight;          /* requests begun and not completed */
     atomic_int open_connections;
     double started;                /* clock_mono_s at start */
+    pthread_mutex_t defer_lock;    /* orders suspend (MHD thread) against resume (workers) */
     pthread_mutex_t stats_lock;    /* guards stats: written by the MHD thread, read by /metrics */
     struct http_route_stats *stats; /* nroutes + 2 (static, none), indexed by route + 2 */
 };
@@ -48,6 +49,8 @@ struct http_request {
     struct principal principal;
     struct MHD_Response *response; /* set by http_reply_*; queued by the server */
     int status;
+    int queued;                    /* the response went to MHD */
+    int deferred, suspended, resumed; /* guarded by server->defer_lock */
     double started;
 };
 

@@ -134,6 +134,10 @@ static void dispatch(http_request *req)
     if (authorize(req, r) != 0)
         return;
     int rc = r->handler(req, req->server->opt.app);
+    if (rc == HTTP_DEFERRED) {
+        req->deferred = 1;
+        return;
+    }
     if (!req->response) {
         assert(rc != 0 && "a handler that succeeds sets a reply");
         http_reply_errorf(req, rc ? rc : CB_EINTERNAL, NULL, "%s", cb_strerror(rc ? rc : CB_EINTERNAL));
@@ -144,7 +148,34 @@ static enum MHD_Result queue(http_request *req)
 {
     if (!req->response)
         return MHD_NO; /* out of memory even for an error: drop the connection */
+    req->queued = 1;
     return MHD_queue_response(req->conn, (unsigned)req->status, req->response);
+}
+
+/* After a deferred handler: suspend until http_resume, unless the worker
+ * already finished (then answer now). */
+static enum MHD_Result suspend_or_queue(http_request *req)
+{
+    http_server *s = req->server;
+    pthread_mutex_lock(&s->defer_lock);
+    int done = req->resumed;
+    if (!done) {
+        MHD_suspend_connection(req->conn);
+        req->suspended = 1;
+    }
+    pthread_mutex_unlock(&s->defer_lock);
+    return done ? queue(req) : MHD_YES;
+}
+
+void http_resume(http_request *req)
+{
+    http_server *s = req->server;
+    pthread_mutex_lock(&s->defer_lock);
+    assert(!req->resumed);
+    req->resumed = 1;
+    if (req->suspended)
+        MHD_resume_connection(req->conn); /* MHD calls on_request again, which queues */
+    pthread_mutex_unlock(&s->defer_lock);
 }
 
 static int declared_too_large(http_request *req)
@@ -178,10 +209,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_size = 0;
         return rc == 0 ? MHD_YES : MHD_NO;
     }
-    if (req->response) /* already answered (413 up front) */
+    if (req->queued) /* already answered (413 up front) */
         return MHD_YES;
+    if (req->deferred) /* resumed: the worker has set the reply */
+        return queue(req);
     dispatch(req);
-    return queue(req);
+    return req->deferred ? suspend_or_queue(req) : queue(req);
 }
 
 static void log_request(http_request *req, double seconds)
@@ -254,6 +287,7 @@ int http_server_start(const struct http_options *opt, http_server **out, cb_erro
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
     s->opt = *opt;
     s->started = clock_mono_s();
+    pthread_mutex_init(&s->defer_lock, NULL);
     if ((rc = http__stats_init(s, err)) != 0) {
         free(s);
         return rc;
@@ -302,5 +336,6 @@ void http_server_stop(http_server *s)
         return;
     MHD_stop_daemon(s->daemon);
     http__stats_free(s);
+    pthread_mutex_destroy(&s->defer_lock);
     free(s);
 }

@@ -12,6 +12,36 @@ const struct migration migrations[] = {
      "  created_at INTEGER NOT NULL,"    /* ms since epoch */
      "  revoked_at INTEGER"
      ") STRICT;"},
+    {2, "sensing: names, regions, entities, latest values, checkpoint",
+     "CREATE TABLE dict ("                 /* small ids for types, attributes, departments */
+     "  kind INTEGER NOT NULL, id INTEGER NOT NULL, name TEXT NOT NULL,"
+     "  PRIMARY KEY (kind, id), UNIQUE (kind, name)"
+     ") STRICT;"
+     "CREATE TABLE region ("
+     "  code TEXT PRIMARY KEY, name TEXT NOT NULL, level TEXT NOT NULL,"
+     "  parent TEXT, wkb BLOB NOT NULL, imported_at INTEGER NOT NULL"
+     ") STRICT;"
+     "CREATE TABLE entity_type ("           /* per-type settings; absent = defaults */
+     "  name TEXT PRIMARY KEY, heartbeat_s INTEGER NOT NULL"
+     ") STRICT;"
+     "CREATE TABLE entity ("
+     "  no INTEGER PRIMARY KEY AUTOINCREMENT," /* dense, never reused: the WAL's entity id */
+     "  id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,"
+     "  lon REAL, lat REAL, district TEXT, grid TEXT,"
+     "  department TEXT, heartbeat_s INTEGER NOT NULL DEFAULT 0,"
+     "  properties TEXT NOT NULL DEFAULT '{}',"
+     "  token_hash BLOB,"                   /* BLAKE2b of the device token; NULL = none */
+     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL"
+     ") STRICT;"
+     "CREATE INDEX entity_by_type ON entity (type);"
+     "CREATE TABLE latest ("                /* the state's values as of meta.checkpoint_lsn */
+     "  no INTEGER NOT NULL, attr INTEGER NOT NULL, kind INTEGER NOT NULL,"
+     "  ts INTEGER NOT NULL, num REAL, str TEXT, PRIMARY KEY (no, attr)"
+     ") STRICT, WITHOUT ROWID;"
+     "CREATE TABLE entity_stat ("           /* counters and last position as of the checkpoint */
+     "  no INTEGER PRIMARY KEY, readings INTEGER NOT NULL, last_seen INTEGER NOT NULL"
+     ") STRICT;"
+     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"},
 };
 
 const int migration_count = (int)(sizeof migrations / sizeof migrations[0]);

@@ -1,6 +1,7 @@
 /* Unit tests for config: defaults, file parsing, flags, the reference file. */
 #include "core/config.h"
 #include "core/log.h"
+#include "store/wal.h"
 #include "test.h"
 
 #include <stdio.h>
@@ -27,7 +28,7 @@ TEST(defaults_are_documented_values)
     CHECK_INT(c.port, 8080);
     CHECK_STR(c.data_dir, "./data");
     CHECK_STR(c.listen, "0.0.0.0");
-    CHECK_INT(c.wal_fsync, FSYNC_EVERYSEC);
+    CHECK_INT(c.wal_fsync, WAL_FSYNC_EVERYSEC);
     CHECK_INT(c.log_level, LOG_INFO);
     CHECK_INT(c.max_body, 16 << 20);
     CHECK_INT(c.connection_timeout, 30);
@@ -43,7 +44,7 @@ TEST(file_sets_options_and_skips_comments)
     CHECK_INT(config_load_file(&c, p, &e), 0);
     CHECK_INT(c.port, 9090);
     CHECK_STR(c.data_dir, "/var/lib/cb");
-    CHECK_INT(c.wal_fsync, FSYNC_ALWAYS);
+    CHECK_INT(c.wal_fsync, WAL_FSYNC_ALWAYS);
     CHECK_INT(c.max_body, 2 << 20);
     CHECK_INT(c.log_level, LOG_DEBUG);
     unlink(p);

@@ -1,0 +1,85 @@
+/* state — the live city in memory: every entity with its location, district,
+ * grid cell and the latest value of each attribute (DESIGN.md §2).
+ *
+ * Entities live in a slot array indexed by their persistent number (`no`,
+ * assigned by SQLite, never reused), so the WAL and queries address them by a
+ * dense 32-bit id; an open-addressing hash maps the string id to the number.
+ * Costs: find O(1) expected, set a value O(attributes of the entity), scan
+ * O(slots). Memory: ~72 bytes per entity + ~32 per attribute value + its id.
+ *
+ * Concurrency: one rwlock. The ingest writer and the entity API mutate under
+ * state_wrlock; queries read under state_rdlock. Every function below says
+ * which lock its caller must hold. Strings in entities are owned by the state. */
+#ifndef CB_STATE_H
+#define CB_STATE_H
+
+#include "core/err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STATE_NONE UINT32_MAX         /* no such entity */
+#define STATE_REGION_NONE UINT32_MAX  /* not inside any district/grid cell */
+
+enum state_kind { STATE_NUM = 1, STATE_STR = 2, STATE_BOOL = 3 };
+
+struct state_value {
+    int64_t ts_ms;
+    union {
+        double num;
+        char *str;     /* owned by the state */
+        int boolean;
+    } v;
+    uint16_t attr;     /* dict id (DICT_ATTR) */
+    uint8_t kind;      /* enum state_kind */
+};
+
+struct state_entity {
+    char *id;                   /* NULL when the slot is free */
+    struct state_value *values; /* nvalues used of capvalues */
+    double lon, lat;            /* NAN when unknown */
+    int64_t last_seen_ms;       /* time of the newest reading, 0 = never */
+    uint64_t readings;          /* readings applied since creation */
+    uint32_t district, grid;    /* region indexes or STATE_REGION_NONE */
+    int32_t heartbeat_s;        /* 0: the type's default */
+    uint16_t type, department;  /* dict ids */
+    uint16_t nvalues, capvalues;
+    uint8_t dirty;              /* changed since the last checkpoint */
+};
+
+typedef struct state state;
+
+int state_create(state **out, cb_error *err);
+void state_destroy(state *s); /* NULL-safe; frees every entity */
+
+void state_rdlock(state *s);
+void state_wrlock(state *s);
+void state_unlock(state *s);
+
+/* --- callers hold the write lock --- */
+
+/* Inserts entity `no` or updates its metadata (id, type, department, place,
+ * heartbeat) keeping its values. CB_ECONFLICT if id belongs to another no. */
+int state_put(state *s, uint32_t no, const char *id, const struct state_entity *meta,
+              cb_error *err);
+void state_remove(state *s, uint32_t no);
+/* Sets the latest value of attr if ts_ms is not older than the stored one
+ * (last write wins on equal times); counts the reading either way. str is
+ * copied (len bytes) for STATE_STR. Returns 1 if the value changed, 0 if it
+ * was older, CB_ENOMEM. */
+int state_set_value(state *s, uint32_t no, uint16_t attr, enum state_kind kind, int64_t ts_ms,
+                    double num, const char *str, size_t len);
+void state_move(state *s, uint32_t no, double lon, double lat, uint32_t district, uint32_t grid);
+void state_clear_dirty(state *s, uint32_t no);
+/* Restores counters saved by a checkpoint (load time). */
+void state_set_counters(state *s, uint32_t no, uint64_t readings, int64_t last_seen_ms);
+
+/* --- callers hold either lock --- */
+uint32_t state_find(const state *s, const char *id);
+const struct state_entity *state_get(const state *s, uint32_t no); /* NULL if free */
+const struct state_value *state_value_of(const struct state_entity *e, uint16_t attr);
+uint32_t state_slots(const state *s);  /* iterate no in [0, state_slots) */
+size_t state_count(const state *s);
+size_t state_memory(const state *s);   /* bytes held, for metrics and benchmarks */
+
+#endif
