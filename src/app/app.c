@@ -34,19 +34,65 @@ int app_open_store(struct app *a, cb_error *err)
     return rc;
 }
 
+int app_open_regions(struct app *a, cb_error *err)
+{
+    int rc = app_open_store(a, err);
+    if (rc == 0)
+        rc = db_open(a->cfg.data_dir, &a->regions_db, err);
+    if (rc == 0)
+        rc = region_store_open(a->regions_db, &a->regions, err);
+    return rc;
+}
+
+int app_open_city(struct app *a, cb_error *err)
+{
+    double t0 = clock_mono_s();
+    int rc = app_open_regions(a, err);
+    if (rc == 0)
+        rc = dict_open(a->cfg.data_dir, &a->names, err);
+    if (rc == 0)
+        rc = state_create(&a->state, err);
+    if (rc == 0)
+        rc = entities_open(a->db, a->state, a->names, a->regions, &a->entities, err);
+    if (rc == 0)
+        rc = ingest_open(&a->cfg, a->entities, &a->ingest, err);
+    if (rc == 0)
+        log_event(LOG_INFO, "loaded", "entities=%zu districts=%zu grid_cells=%zu state_bytes=%zu took_ms=%.1f",
+                  state_count(a->state), region_store_count(a->regions, REGION_DISTRICT),
+                  region_store_count(a->regions, REGION_GRID), state_memory(a->state), (clock_mono_s() - t0) * 1000);
+    return rc;
+}
+
+/* Closes in the reverse order of opening; the HTTP server goes first so no
+ * request runs while the parts it uses close. */
 void app_close(struct app *a)
 {
     http_server_stop(a->http);
+    ingest_close(a->ingest);
+    entities_close(a->entities);
+    state_destroy(a->state);
+    dict_close(a->names);
+    region_store_close(a->regions);
+    db_close(a->regions_db);
     apikey_store_close(a->keys);
     db_close(a->db);
     a->http = NULL;
+    a->ingest = NULL;
+    a->entities = NULL;
+    a->state = NULL;
+    a->names = NULL;
+    a->regions = NULL;
+    a->regions_db = NULL;
     a->keys = NULL;
     a->db = NULL;
 }
 
+/* API keys for people and systems, device tokens ("cbd_...") for devices. */
 static int authenticate(void *app, const char *key, struct principal *out, cb_error *err)
 {
     struct app *a = app;
+    if (strncmp(key, "cbd_", 4) == 0)
+        return entity_authenticate(a->entities, key, out, err);
     return apikey_authenticate(a->keys, key, out, err);
 }
 
@@ -78,6 +124,8 @@ static void shutdown_gracefully(struct app *a, int sig)
     int left = http_server_drain(a->http, a->cfg.shutdown_timeout * 1000);
     if (left > 0)
         log_event(LOG_WARN, "shutdown", "msg=\"closing requests still in flight\" in_flight=%d", left);
+    http_server_stop(a->http); /* no request may reach the parts below any more */
+    a->http = NULL;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -97,7 +145,7 @@ int cmd_serve(int argc, char **argv)
     sigset_t set;
     block_signals(&set);
     struct http_options ho = {&a.cfg, app_routes, app_route_count, authenticate, &a};
-    int rc = app_open_store(&a, &err);
+    int rc = app_open_city(&a, &err);
     if (rc == 0)
         rc = http_server_start(&ho, &a.http, &err);
     if (rc != 0) {

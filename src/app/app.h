@@ -6,14 +6,26 @@
 
 #include "auth/apikey.h"
 #include "core/config.h"
+#include "core/log.h"
+#include "entity/entity.h"
+#include "geo/region_store.h"
 #include "http/http.h"
+#include "ingest/ingest.h"
+#include "state/dict.h"
+#include "state/state.h"
 #include "store/db.h"
 
 /* Owned by the command that opened it; app_close releases everything. */
 struct app {
     struct cb_config cfg;
-    db *db;
+    db *db;                 /* the HTTP thread's connection */
     apikey_store *keys;
+    db *regions_db;         /* the region store's own connection */
+    region_store *regions;
+    dict *names;
+    state *state;
+    entities *entities;
+    ingest *ingest;
     http_server *http;
     double started; /* clock_mono_s at start */
 };
@@ -25,6 +37,8 @@ extern const size_t app_route_count;
 /* Defaults, then `--config FILE` if given, then the other flags in argv. */
 int app_load_config(int argc, char **argv, struct cb_config *cfg, cb_error *err);
 int app_open_store(struct app *a, cb_error *err); /* db + principals */
+int app_open_regions(struct app *a, cb_error *err); /* + the region store */
+int app_open_city(struct app *a, cb_error *err);    /* + names, state, entities, ingest */
 void app_close(struct app *a);
 
 /* Removes `--name VALUE` (or --name=VALUE) from argv; returns VALUE or NULL.
@@ -40,6 +54,8 @@ int cmd_info(int argc, char **argv);
 int cmd_config(int argc, char **argv);
 int cmd_routes(int argc, char **argv);
 int cmd_errors(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_regions(int argc, char **argv);
 
 /* HTTP handlers (system_api.c, keys_api.c). */
 int api_healthz(http_request *req, void *app);
@@ -48,5 +64,20 @@ int api_whoami(http_request *req, void *app);
 int api_keys_list(http_request *req, void *app);
 int api_keys_create(http_request *req, void *app);
 int api_keys_revoke(http_request *req, void *app);
+int api_regions_list(http_request *req, void *app);
+int api_regions_locate(http_request *req, void *app);
+int api_region_get(http_request *req, void *app);
+int api_entities_list(http_request *req, void *app);
+int api_entities_stats(http_request *req, void *app);
+int api_entities_create(http_request *req, void *app);
+int api_entity_get(http_request *req, void *app);
+int api_entity_update(http_request *req, void *app);
+int api_entity_delete(http_request *req, void *app);
+int api_entity_token_issue(http_request *req, void *app);
+int api_entity_token_revoke(http_request *req, void *app);
+int api_types_list(http_request *req, void *app);
+int api_type_set(http_request *req, void *app);
+int api_ingest_json(http_request *req, void *app);
+int api_ingest_lp(http_request *req, void *app);
 
 #endif

@@ -23,6 +23,12 @@ int api_metrics(http_request *req, void *app)
     struct app *a = app;
     buf out = BUF_INIT;
     http_server_write_metrics(a->http, &out);
+    ingest_write_metrics(a->ingest, &out);
+    state_rdlock(a->state);
+    size_t entities = state_count(a->state), bytes = state_memory(a->state);
+    state_unlock(a->state);
+    buf_printf(&out, "# TYPE citybrain_entities gauge\ncitybrain_entities %zu\n"
+                     "# TYPE citybrain_state_bytes gauge\ncitybrain_state_bytes %zu\n", entities, bytes);
     buf_printf(&out,
                "# HELP citybrain_build_info Build of the running server.\n"
                "# TYPE citybrain_build_info gauge\n"

@@ -13,4 +13,8 @@ double clock_mono_s(void);    /* CLOCK_MONOTONIC, seconds with ns resolution */
 /* "2026-11-23T10:00:00.123Z"; returns out. */
 const char *clock_format_rfc3339(int64_t ms, char out[CLOCK_RFC3339_MAX]);
 
+/* Parses "2026-11-23T10:00:00Z", with optional fraction (ms kept) and a "Z"
+ * or "+08:00" offset; also a space for the T. 0 and *ms, or -1. */
+int clock_parse_rfc3339(const char *s, int64_t *ms);
+
 #endif

@@ -59,6 +59,17 @@ static const struct option_def options[] = {
      "Seconds of inactivity after which a connection is closed (slow clients)."},
     {"shutdown_timeout", OPT_SECONDS, F(shutdown_timeout), "10", 0, 3600, NULL,
      "Seconds a SIGTERM/SIGINT waits for in-flight requests to finish before closing them."},
+    {"max_future_s", OPT_SECONDS, F(max_future_s), "300", 0, 86400 * 365, NULL,
+     "A reading timestamped more than this many seconds ahead of the server clock is refused."},
+    {"max_past_s", OPT_SECONDS, F(max_past_s), "31536000", 0, 86400 * 3650, NULL,
+     "A reading older than this many seconds is refused (default one year)."},
+    {"max_batch_readings", OPT_SIZE, F(max_batch_readings), "100000", 1, 10000000, NULL,
+     "Most readings in one ingest request; larger batches get 413."},
+    {"ingest_queue", OPT_SIZE, F(ingest_queue), "1000000", 1000, 1000000000, NULL,
+     "Readings waiting for the WAL writer at most; beyond it ingest answers 503 with Retry-After "
+     "and MQTT slows down, so memory stays bounded."},
+    {"checkpoint_interval", OPT_SECONDS, F(checkpoint_interval), "60", 1, 86400, NULL,
+     "Seconds between checkpoints that store the live state in SQLite and trim the WAL."},
 };
 
 #define OPTION_COUNT (sizeof options / sizeof options[0])

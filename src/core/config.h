@@ -27,6 +27,11 @@ struct cb_config {
     int max_connections_per_ip;
     int connection_timeout; /* seconds */
     int shutdown_timeout;   /* seconds */
+    int max_future_s;       /* readings further ahead are refused */
+    int max_past_s;         /* readings further back are refused */
+    long long max_batch_readings;
+    long long ingest_queue; /* readings waiting for the writer */
+    int checkpoint_interval; /* seconds */
 };
 
 void config_defaults(struct cb_config *cfg);

@@ -95,7 +95,7 @@ int http_reply_text(http_request *req, int status, const char *content_type, con
 
 int http_reply_json(http_request *req, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
     json_decref(body);
     if (!text)
         return CB_ENOMEM;

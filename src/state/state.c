@@ -255,11 +255,15 @@ int state_set_value(state *s, uint32_t no, uint16_t attr, enum state_kind kind, 
     return 1;
 }
 
-void state_move(state *s, uint32_t no, double lon, double lat, uint32_t district, uint32_t grid)
+void state_move(state *s, uint32_t no, int64_t ts_ms, double lon, double lat, uint32_t district,
+                uint32_t grid)
 {
     if (no >= s->nslots || !s->slots[no].id)
         return;
     struct state_entity *e = &s->slots[no];
+    e->readings++;
+    if (ts_ms > e->last_seen_ms)
+        e->last_seen_ms = ts_ms;
     e->lon = lon;
     e->lat = lat;
     e->district = district;

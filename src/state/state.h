@@ -69,7 +69,9 @@ void state_remove(state *s, uint32_t no);
  * was older, CB_ENOMEM. */
 int state_set_value(state *s, uint32_t no, uint16_t attr, enum state_kind kind, int64_t ts_ms,
                     double num, const char *str, size_t len);
-void state_move(state *s, uint32_t no, double lon, double lat, uint32_t district, uint32_t grid);
+/* Moves the entity; a move is a reading (counted, last_seen advanced). */
+void state_move(state *s, uint32_t no, int64_t ts_ms, double lon, double lat, uint32_t district,
+                uint32_t grid);
 void state_clear_dirty(state *s, uint32_t no);
 /* Restores counters saved by a checkpoint (load time). */
 void state_set_counters(state *s, uint32_t no, uint64_t readings, int64_t last_seen_ms);

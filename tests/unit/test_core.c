@@ -86,6 +86,21 @@ TEST(clock_formats_rfc3339)
     CHECK_STR(clock_format_rfc3339(1795428000123LL, t), "2026-11-23T10:00:00.123Z");
     CHECK_STR(clock_format_rfc3339(-1, t), "1969-12-31T23:59:59.999Z");
     CHECK(clock_now_ms() > 1700000000000LL);
+    int64_t ms;
+    CHECK_INT(clock_parse_rfc3339("2026-11-23T10:00:00.123Z", &ms), 0);
+    CHECK_INT(ms, 1795428000123LL);
+    CHECK_INT(clock_parse_rfc3339("2026-11-23T18:00:00+08:00", &ms), 0);
+    CHECK_INT(ms, 1795428000000LL);
+    CHECK_INT(clock_parse_rfc3339("2026-11-23 10:00:00.5z", &ms), 0);
+    CHECK_INT(ms, 1795428000500LL);
+    CHECK_INT(clock_parse_rfc3339("1969-12-31T23:59:59.999Z", &ms), 0);
+    CHECK_INT(ms, -1);
+    CHECK_INT(clock_parse_rfc3339("2024-02-29T00:00:00Z", &ms), 0);
+    CHECK_INT(clock_parse_rfc3339("2026-13-01T00:00:00Z", &ms), -1);
+    CHECK_INT(clock_parse_rfc3339("2026-11-23T10:00:00", &ms), -1);
+    CHECK_INT(clock_parse_rfc3339("2026-11-23T10:00:00Zjunk", &ms), -1);
+    CHECK_INT(clock_parse_rfc3339("2026-11-23T10:00:00.Z", &ms), -1);
+    CHECK_INT(clock_parse_rfc3339("", &ms), -1);
     int64_t m1 = clock_mono_ms(), m2 = clock_mono_ms();
     CHECK(m2 >= m1);
 }

@@ -1,0 +1,78 @@
+/* ingest — the sensing path, "three doors, one path" (DESIGN.md §1, §6):
+ * JSON batches, InfluxDB line protocol and MQTT telemetry are parsed and
+ * validated into a batch on the door's thread, handed to the writer (WAL,
+ * group commit), applied to the state, then acknowledged.
+ *
+ * Validation is per reading: an unknown entity, a value of the wrong type, a
+ * time too far in the future or past, a device writing another's entity —
+ * each bad reading is reported with its index and reason in an
+ * ingest_report and the good readings of the batch are kept.
+ *
+ * A reading is one (entity, attribute, time, value); a JSON item with three
+ * values is three readings. "location": [lon, lat] moves the entity (its
+ * district and grid cell follow) and counts as one reading.
+ *
+ * Threads: the parse functions may run on any thread (they read the state
+ * under its read lock); ingest_submit is thread-safe. */
+#ifndef CB_INGEST_H
+#define CB_INGEST_H
+
+#include "auth/role.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "entity/entity.h"
+#include "ingest/batch.h"
+#include "ingest/writer.h"
+
+#include <jansson.h>
+
+#define INGEST_REPORT_MAX_ERRORS 100 /* listed; the rest are counted */
+
+typedef struct ingest ingest;
+
+/* Opens DATA_DIR/wal, replays what the last checkpoint does not hold into
+ * the state, and starts the writer thread. ents is borrowed. */
+int ingest_open(const struct cb_config *cfg, entities *ents, ingest **out, cb_error *err);
+/* Stops the writer after it has committed and applied everything queued,
+ * checkpoints, closes the WAL. NULL-safe. */
+void ingest_close(ingest *in);
+
+/* What a parse accepted and rejected. errors is owned by the report. */
+struct ingest_report {
+    size_t accepted, rejected;
+    json_t *errors; /* [{index, field, code, message}], at most INGEST_REPORT_MAX_ERRORS */
+};
+void ingest_report_init(struct ingest_report *r);
+void ingest_report_free(struct ingest_report *r);
+/* {"accepted", "rejected", "errors"}; adds an "error" member when nothing was
+ * accepted. Sets *status to 200, or 400 when nothing was accepted. */
+json_t *ingest_report_json(const struct ingest_report *r, int *status);
+
+/* POST /api/v1/ingest body: {"readings": [{"entity": ID, "ts": RFC3339 or
+ * epoch ms (optional: now), "values": {attr: number|string|bool},
+ * "location": [lon, lat] (optional)}, ...]}. Returns an error only for the
+ * body as a whole (not JSON, no readings array, too many readings); p is the
+ * caller (a device may write only its own entity). */
+int ingest_parse_json(ingest *in, const char *body, size_t len, const struct principal *p, batch *out,
+                      struct ingest_report *rep, cb_error *err);
+
+/* POST /api/v1/write body (InfluxDB line protocol): the tag `id` names the
+ * entity; each field is an attribute; the measurement is informational (by
+ * convention the entity type); the timestamp is in `precision`
+ * (ns, us, ms, s; default ns). Errors are indexed by line number. */
+int ingest_parse_lp(ingest *in, const char *body, size_t len, const char *precision,
+                    const struct principal *p, batch *out, struct ingest_report *rep, cb_error *err);
+
+/* MQTT telemetry of one entity: a JSON object attr -> value with an optional
+ * "ts" (RFC 3339 or epoch ms) and "location" [lon, lat]. */
+int ingest_parse_telemetry(ingest *in, const char *entity_id, const char *payload, size_t len,
+                           batch *out, struct ingest_report *rep, cb_error *err);
+
+/* Hands a non-empty batch to the writer; see writer_submit (CB_EUNAVAILABLE
+ * when the queue is full: answer 503 with Retry-After, or wait). */
+int ingest_submit(ingest *in, batch *b, writer_done_fn done, void *arg);
+
+/* Prometheus lines: readings, batches, queue, WAL, checkpoints. */
+void ingest_write_metrics(ingest *in, buf *out);
+
+#endif
