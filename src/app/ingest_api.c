@@ -58,9 +58,12 @@ static int submit(struct app *a, http_request *req, batch *b, struct ingest_repo
     return 0;
 }
 
-int api_ingest_json(http_request *req, void *app)
+/* Parses the body with the door's parser, then submits. */
+typedef int (*door_parse_fn)(struct app *a, http_request *req, const char *body, size_t len, batch *b,
+                             struct ingest_report *rep, cb_error *err);
+
+static int ingest_through(struct app *a, http_request *req, door_parse_fn parse)
 {
-    struct app *a = app;
     size_t len;
     const char *body = http_body(req, &len);
     batch b;
@@ -68,7 +71,7 @@ int api_ingest_json(http_request *req, void *app)
     cb_error err;
     batch_init(&b);
     ingest_report_init(&rep);
-    if (ingest_parse_json(a->ingest, body, len, http_principal(req), &b, &rep, &err) != 0) {
+    if (parse(a, req, body, len, &b, &rep, &err) != 0) {
         batch_free(&b);
         ingest_report_free(&rep);
         return http_reply_error(req, &err);
@@ -76,21 +79,24 @@ int api_ingest_json(http_request *req, void *app)
     return submit(a, req, &b, &rep);
 }
 
+static int parse_json(struct app *a, http_request *req, const char *body, size_t len, batch *b,
+                      struct ingest_report *rep, cb_error *err)
+{
+    return ingest_parse_json(a->ingest, body, len, http_principal(req), b, rep, err);
+}
+
+static int parse_lp(struct app *a, http_request *req, const char *body, size_t len, batch *b,
+                    struct ingest_report *rep, cb_error *err)
+{
+    return ingest_parse_lp(a->ingest, body, len, http_query(req, "precision"), http_principal(req), b, rep, err);
+}
+
+int api_ingest_json(http_request *req, void *app)
+{
+    return ingest_through(app, req, parse_json);
+}
+
 int api_ingest_lp(http_request *req, void *app)
 {
-    struct app *a = app;
-    size_t len;
-    const char *body = http_body(req, &len);
-    batch b;
-    struct ingest_report rep;
-    cb_error err;
-    batch_init(&b);
-    ingest_report_init(&rep);
-    if (ingest_parse_lp(a->ingest, body, len, http_query(req, "precision"), http_principal(req), &b, &rep,
-                        &err) != 0) {
-        batch_free(&b);
-        ingest_report_free(&rep);
-        return http_reply_error(req, &err);
-    }
-    return submit(a, req, &b, &rep);
+    return ingest_through(app, req, parse_lp);
 }
