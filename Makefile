@@ -89,7 +89,7 @@ fuzz: deps
 	  build/fuzz/bin/$$n -max_total_time=$(FUZZ_SECONDS) fuzz/corpus/$$n || exit 1; done
 
 bench: deps citybrain
-	@for b in bench/*.sh; do [ -e "$$b" ] && "$$b"; done; true
+	@for b in bench/*.sh; do "$$b" || exit 1; done
 
 clean:
 	rm -rf build citybrain

@@ -38,7 +38,12 @@ cat <<MSG
   operator key:  $(cat "$keyfile")
   admin key:     $(cat "$adminfile")
   try:           curl -s -H "Authorization: Bearer \$(cat $keyfile)" localhost:$PORT/api/v1/whoami
+  mqtt:          Mosquitto on localhost:${CITYBRAIN_MQTT_PORT:-1883} (devices publish to city/<entity-id>/telemetry)
   stop:          Ctrl-C (graceful shutdown)
 
 MSG
-exec ./citybrain serve --data-dir "$DATA" --port "$PORT"
+# Mosquitto beside citybrain, with the device credentials citybrain writes.
+MQTT_PORT=${CITYBRAIN_MQTT_PORT:-1883}
+pidfile="$DATA/mosquitto/mosquitto.pid"
+[ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null || scripts/mosquitto.sh -d "$DATA" "$MQTT_PORT"
+exec ./citybrain serve --data-dir "$DATA" --port "$PORT" --mqtt-port "$MQTT_PORT" --mqtt-broker-pid-file "$pidfile"

@@ -68,6 +68,7 @@ int app_open_city(struct app *a, cb_error *err)
 void app_close(struct app *a)
 {
     http_server_stop(a->http);
+    mqtt_stop(a->mqtt); /* before ingest: its last message is committed, then acknowledged */
     ingest_close(a->ingest);
     entities_close(a->entities);
     state_destroy(a->state);
@@ -77,6 +78,7 @@ void app_close(struct app *a)
     apikey_store_close(a->keys);
     db_close(a->db);
     a->http = NULL;
+    a->mqtt = NULL;
     a->ingest = NULL;
     a->entities = NULL;
     a->state = NULL;
@@ -148,6 +150,8 @@ int cmd_serve(int argc, char **argv)
     int rc = app_open_city(&a, &err);
     if (rc == 0)
         rc = http_server_start(&ho, &a.http, &err);
+    if (rc == 0)
+        rc = mqtt_start(&a.cfg, a.ingest, &a.mqtt, &err);
     if (rc != 0) {
         log_event(LOG_ERROR, "start", "error=%s msg=\"%s\"", cb_err_name(rc), err.message);
         app_close(&a);

@@ -11,6 +11,7 @@
 #include "geo/region_store.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
+#include "mqtt/mqtt.h"
 #include "state/dict.h"
 #include "state/state.h"
 #include "store/db.h"
@@ -26,6 +27,7 @@ struct app {
     state *state;
     entities *entities;
     ingest *ingest;
+    mqtt_client *mqtt;
     http_server *http;
     double started; /* clock_mono_s at start */
 };

@@ -2,6 +2,8 @@
  * read, list with filters, aggregate, update, delete, device tokens, types. */
 #include "app/app.h"
 
+#include "mqtt/mqtt_auth.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,20 +45,36 @@ int api_entities_stats(http_request *req, void *app)
     return http_reply_json(req, 200, out);
 }
 
-/* Tells the MQTT broker about a device's new token (its password there). */
+/* Tells the MQTT broker about a device's new token (its password there), or
+ * that the device has none any more (token NULL). */
 static void publish_token(struct app *a, const char *id, const char *token)
 {
-    (void)a;
-    (void)id;
-    (void)token;
+    cb_error err;
+    if ((token ? mqtt_auth_set(&a->cfg, id, token, &err) : mqtt_auth_remove(&a->cfg, id, &err)) != 0)
+        log_event(LOG_ERROR, "mqtt_auth", "entity=%s error=%s msg=\"%s\"", id, cb_err_name(err.code), err.message);
 }
 
+/* One rewrite of the broker's files for the whole bulk create. */
 static void publish_bulk_tokens(struct app *a, json_t *tokens)
 {
+    if (json_array_size(tokens) == 0)
+        return;
     size_t i;
     json_t *t;
-    json_array_foreach(tokens, i, t)
-        publish_token(a, json_string_value(json_object_get(t, "id")), json_string_value(json_object_get(t, "token")));
+    mqtt_auth *ma = NULL;
+    cb_error err;
+    int rc = mqtt_auth_begin(&a->cfg, &ma, &err);
+    json_array_foreach(tokens, i, t) {
+        if (rc == 0)
+            rc = mqtt_auth_put(ma, json_string_value(json_object_get(t, "id")),
+                               json_string_value(json_object_get(t, "token")), &err);
+    }
+    if (rc == 0)
+        rc = mqtt_auth_commit(ma, &err); /* frees ma */
+    else
+        mqtt_auth_abort(ma);
+    if (rc != 0)
+        log_event(LOG_ERROR, "mqtt_auth", "error=%s msg=\"%s\"", cb_err_name(rc), err.message);
 }
 
 int api_entities_create(http_request *req, void *app)
@@ -111,6 +129,7 @@ int api_entity_delete(http_request *req, void *app)
     const char *id = http_param(req, "id");
     if (entity_delete(a->entities, id, &err) != 0)
         return http_reply_error(req, &err);
+    publish_token(a, id, NULL);
     return http_reply_json(req, 200, json_pack("{s:s, s:b}", "id", id, "deleted", 1));
 }
 
@@ -134,6 +153,7 @@ int api_entity_token_revoke(http_request *req, void *app)
     const char *id = http_param(req, "id");
     if (entity_token_revoke(a->entities, id, &err) != 0)
         return http_reply_error(req, &err);
+    publish_token(a, id, NULL);
     return http_reply_json(req, 200, json_pack("{s:s, s:b}", "id", id, "revoked", 1));
 }
 
@@ -151,11 +171,11 @@ int api_type_set(http_request *req, void *app)
     if (http_body_json(req, &body, &err) != 0)
         return http_reply_error(req, &err);
     json_t *hb = json_object_get(body, "heartbeat_s");
-    int rc = json_is_integer(hb) ? entity_type_set(a->entities, http_param(req, "type"), (int)json_integer_value(hb), &err)
+    json_int_t seconds = json_integer_value(hb); /* read before body (and hb with it) is freed */
+    int rc = json_is_integer(hb) ? entity_type_set(a->entities, http_param(req, "type"), (int)seconds, &err)
                                  : cb_error_set(&err, CB_EINVALID_FIELD, "heartbeat_s", "heartbeat_s must be whole seconds");
     json_decref(body);
     if (rc != 0)
         return http_reply_error(req, &err);
-    return http_reply_json(req, 200, json_pack("{s:s, s:I}", "type", http_param(req, "type"), "heartbeat_s",
-                                               json_integer_value(hb)));
+    return http_reply_json(req, 200, json_pack("{s:s, s:I}", "type", http_param(req, "type"), "heartbeat_s", seconds));
 }

@@ -32,11 +32,17 @@ static int query_coordinate(http_request *req, const char *name, double lo, doub
 {
     const char *v = http_query(req, name);
     char *end;
-    if (!v)
-        return http_reply_errorf(req, CB_EMISSING_FIELD, name, "%s is required", name);
+    /* http_reply_errorf returns 0 once the reply is set: return the code, so
+     * the caller stops instead of replacing the error with a 200. */
+    if (!v) {
+        http_reply_errorf(req, CB_EMISSING_FIELD, name, "%s is required", name);
+        return CB_EMISSING_FIELD;
+    }
     *out = strtod(v, &end);
-    if (end == v || *end || !(*out >= lo && *out <= hi))
-        return http_reply_errorf(req, CB_EINVALID_FIELD, name, "%s must be a number in [%g, %g]", name, lo, hi);
+    if (end == v || *end || !(*out >= lo && *out <= hi)) {
+        http_reply_errorf(req, CB_EINVALID_FIELD, name, "%s must be a number in [%g, %g]", name, lo, hi);
+        return CB_EINVALID_FIELD;
+    }
     return 0;
 }
 

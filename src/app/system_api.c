@@ -23,6 +23,7 @@ int api_metrics(http_request *req, void *app)
     struct app *a = app;
     buf out = BUF_INIT;
     http_server_write_metrics(a->http, &out);
+    mqtt_write_metrics(a->mqtt, &out);
     ingest_write_metrics(a->ingest, &out);
     state_rdlock(a->state);
     size_t entities = state_count(a->state), bytes = state_memory(a->state);

@@ -29,6 +29,7 @@ struct option_def {
 
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
 static const char *const fsync_choices[] = {"always", "everysec", "off", NULL};
+static const char *const mqtt_choices[] = {"off", "on", NULL};
 _Static_assert(WAL_FSYNC_ALWAYS == 0 && WAL_FSYNC_EVERYSEC == 1 && WAL_FSYNC_OFF == 2,
                "wal_fsync choices are stored as enum wal_fsync");
 
@@ -70,6 +71,25 @@ static const struct option_def options[] = {
      "and MQTT slows down, so memory stays bounded."},
     {"checkpoint_interval", OPT_SECONDS, F(checkpoint_interval), "60", 1, 86400, NULL,
      "Seconds between checkpoints that store the live state in SQLite and trim the WAL."},
+    {"mqtt", OPT_ENUM, F(mqtt), "on", 0, 0, mqtt_choices,
+     "on: subscribe to city/+/telemetry on the MQTT broker (connecting in the background, "
+     "retrying while it is away); off: no MQTT."},
+    {"mqtt_host", OPT_STRING, F(mqtt_host), "127.0.0.1", 0, 0, NULL,
+     "Host of the Mosquitto broker the devices publish to."},
+    {"mqtt_port", OPT_INT, F(mqtt_port), "1883", 1, 65535, NULL, "Port of the MQTT broker."},
+    {"mqtt_client_id", OPT_STRING, F(mqtt_client_id), "citybrain", 0, 0, NULL,
+     "MQTT client id of citybrain's persistent session: the broker queues QoS 1 telemetry under "
+     "it while citybrain is away. Two servers must not share one."},
+    {"mqtt_user", OPT_STRING, F(mqtt_user), "citybrain", 0, 0, NULL,
+     "MQTT user of citybrain's service account (allowed to read city/+/telemetry)."},
+    {"mqtt_password_file", OPT_PATH, F(mqtt_password_file), "", 0, 0, NULL,
+     "File holding the service account's password; empty: DATA_DIR/mosquitto/citybrain.password, "
+     "generated once."},
+    {"mqtt_broker_pid_file", OPT_PATH, F(mqtt_broker_pid_file), "", 0, 0, NULL,
+     "Pid file of the Mosquitto that reads DATA_DIR/mosquitto/passwd and acl; citybrain sends it "
+     "SIGHUP when device credentials change. Empty: only write the files."},
+    {"mqtt_max_payload", OPT_SIZE, F(mqtt_max_payload), "256K", 64, 256LL << 20, NULL,
+     "Largest MQTT telemetry message; larger ones are logged, counted and dropped."},
 };
 
 #define OPTION_COUNT (sizeof options / sizeof options[0])
@@ -151,7 +171,7 @@ static int option_apply(struct cb_config *cfg, const struct option_def *o, const
     switch (o->type) {
     case OPT_PATH:
     case OPT_STRING:
-        if (!*value || strlen(value) >= o->size)
+        if ((!*value && *o->fallback) || strlen(value) >= o->size) /* "" only if the default */
             return cb_error_set(err, CB_EINVALID_FIELD, o->name, "%s: must be 1..%zu characters",
                                 o->name, o->size - 1);
         memcpy(field, value, strlen(value) + 1);
@@ -212,7 +232,8 @@ static int config_line(struct cb_config *cfg, char *line, const char *path, int 
         sp++;
     char *value = *sp ? trim(sp + 1) : sp;
     *sp = '\0';
-    if (*value == '\0')
+    const struct option_def *o = option_find(s, strlen(s));
+    if (*value == '\0' && !(o && !*o->fallback)) /* options empty by default may be set empty */
         return cb_error_set(err, CB_ECONFIG, s, "%s:%d: option '%s' has no value", path, lineno, s);
     cb_error e;
     int rc = config_set(cfg, s, value, &e);

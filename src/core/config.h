@@ -32,6 +32,14 @@ struct cb_config {
     long long max_batch_readings;
     long long ingest_queue; /* readings waiting for the writer */
     int checkpoint_interval; /* seconds */
+    int mqtt;               /* 1: subscribe to the broker (option mqtt on|off) */
+    char mqtt_host[256];
+    int mqtt_port;
+    char mqtt_client_id[128];
+    char mqtt_user[128];
+    char mqtt_password_file[CONFIG_PATH_MAX]; /* "": DATA_DIR/mosquitto/citybrain.password */
+    char mqtt_broker_pid_file[CONFIG_PATH_MAX]; /* "": do not signal the broker */
+    long long mqtt_max_payload; /* bytes */
 };
 
 void config_defaults(struct cb_config *cfg);

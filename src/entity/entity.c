@@ -389,6 +389,25 @@ struct pending {
     const char *id;
 };
 
+/* New type and department names are stored on the dict's own connection,
+ * which cannot write while ours holds the bulk transaction (it would wait out
+ * the busy timeout and fail): register them before it begins. Invalid names
+ * are skipped here and reported by create_row. */
+static void register_bulk_names(entities *e, json_t *list)
+{
+    size_t i;
+    json_t *item;
+    uint16_t id;
+    json_array_foreach(list, i, item) {
+        const char *type = json_string_value(json_object_get(item, "type"));
+        const char *dep = json_string_value(json_object_get(item, "department"));
+        if (type && dict_name_valid(type))
+            dict_id(e->names, DICT_TYPE, type, 1, &id, NULL, NULL);
+        if (dep && dict_name_valid(dep))
+            dict_id(e->names, DICT_DEPARTMENT, dep, 1, &id, NULL, NULL);
+    }
+}
+
 int entity_create_bulk(entities *e, json_t *list, json_t **out, cb_error *err)
 {
     size_t n = json_array_size(list);
@@ -400,6 +419,7 @@ int entity_create_bulk(entities *e, json_t *list, json_t **out, cb_error *err)
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
     json_t *errors = json_array(), *tokens = json_array();
     size_t created = 0;
+    register_bulk_names(e, list);
     int rc = db_exec(e->db, "BEGIN IMMEDIATE", err);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char prefix[32], token[ENTITY_TOKEN_MAX] = "";

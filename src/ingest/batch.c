@@ -148,12 +148,10 @@ static size_t decode_item(const unsigned char *p, size_t avail, struct batch_ite
     return 0;
 }
 
-int batch_decode(const void *payload, size_t len,
-                 int (*fn)(void *arg, const struct batch_item *it), void *arg, cb_error *err)
+/* Walks every item, calling fn (when set) for each. */
+static int walk(const unsigned char *p, size_t len, int (*fn)(void *arg, const struct batch_item *it),
+                void *arg, cb_error *err)
 {
-    const unsigned char *p = payload;
-    if (len < HEADER_BYTES || p[0] != BATCH_VERSION)
-        return cb_error_set(err, CB_ECORRUPT, NULL, "batch: bad header");
     uint32_t count = (uint32_t)get_le(p + 1, 4);
     size_t off = HEADER_BYTES;
     for (uint32_t i = 0; i < count; i++) {
@@ -162,11 +160,23 @@ int batch_decode(const void *payload, size_t len,
         if (n == 0)
             return cb_error_set(err, CB_ECORRUPT, NULL, "batch: item %u of %u is damaged", i, count);
         off += n;
-        int rc = fn(arg, &it);
+        int rc = fn ? fn(arg, &it) : 0;
         if (rc != 0)
             return rc;
     }
     if (off != len)
         return cb_error_set(err, CB_ECORRUPT, NULL, "batch: %zu trailing bytes", len - off);
     return 0;
+}
+
+int batch_decode(const void *payload, size_t len,
+                 int (*fn)(void *arg, const struct batch_item *it), void *arg, cb_error *err)
+{
+    const unsigned char *p = payload;
+    if (len < HEADER_BYTES || p[0] != BATCH_VERSION)
+        return cb_error_set(err, CB_ECORRUPT, NULL, "batch: bad header");
+    /* The whole payload is checked before fn sees an item, so a damaged
+     * record applies nothing rather than its first half. */
+    int rc = walk(p, len, NULL, NULL, err);
+    return rc != 0 ? rc : walk(p, len, fn, arg, err);
 }

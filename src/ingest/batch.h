@@ -42,7 +42,8 @@ void batch_init(batch *b);
 void batch_free(batch *b);
 void batch_add(batch *b, const struct batch_item *it);
 /* Calls fn for each item of an encoded payload (from the WAL: checked, so a
- * damaged payload gives CB_ECORRUPT, never a crash). fn returning non-zero stops. */
+ * damaged payload gives CB_ECORRUPT before fn sees any item, never a crash).
+ * fn returning non-zero stops. */
 int batch_decode(const void *payload, size_t len,
                  int (*fn)(void *arg, const struct batch_item *it), void *arg, cb_error *err);
 

@@ -50,14 +50,31 @@ void ingest_report_free(struct ingest_report *r)
     r->errors = NULL;
 }
 
+/* Error texts quote the input cut at a byte limit, which can split a UTF-8
+ * character (or quote raw line protocol bytes): jansson refuses such text, and
+ * the error would vanish from the report. Non-ASCII bytes become '?' then. */
+static json_t *report_string(const char *text)
+{
+    json_t *j = json_string(text);
+    if (j)
+        return j;
+    char copy[CB_ERROR_MESSAGE_MAX];
+    snprintf(copy, sizeof copy, "%s", text);
+    for (char *ch = copy; *ch; ch++)
+        if ((unsigned char)*ch >= 0x80)
+            *ch = '?';
+    return json_string(copy);
+}
+
 static void reject(struct parse_ctx *c, size_t index, size_t readings, const cb_error *e)
 {
     c->rep->rejected += readings;
     atomic_fetch_add(&c->in->rejected, readings);
     if (json_array_size(c->rep->errors) < INGEST_REPORT_MAX_ERRORS)
         json_array_append_new(c->rep->errors,
-                              json_pack("{s:I, s:s, s:s, s:s}", "index", (json_int_t)index, "field", e->field,
-                                        "code", cb_err_name(e->code), "message", e->message));
+                              json_pack("{s:I, s:o, s:s, s:o}", "index", (json_int_t)index, "field",
+                                        report_string(e->field), "code", cb_err_name(e->code), "message",
+                                        report_string(e->message)));
 }
 
 json_t *ingest_report_json(const struct ingest_report *r, int *status)

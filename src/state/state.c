@@ -192,6 +192,9 @@ void state_remove(state *s, uint32_t no)
     assert(found && s->hash[pos] == no);
     s->hash[pos] = HASH_TOMB;
     s->string_bytes -= strlen(e->id) + 1;
+    for (uint16_t i = 0; i < e->nvalues; i++)
+        if (e->values[i].kind == STATE_STR)
+            s->string_bytes -= strlen(e->values[i].v.str) + 1;
     s->value_bytes -= (size_t)e->capvalues * sizeof *e->values;
     s->count--;
     entity_free(e);
@@ -246,7 +249,7 @@ int state_set_value(state *s, uint32_t no, uint16_t attr, enum state_kind kind, 
     v->ts_ms = ts_ms;
     if (kind == STATE_STR) {
         v->v.str = copy;
-        s->string_bytes += len + 1;
+        s->string_bytes += strlen(copy) + 1; /* strndup stops at an embedded NUL */
     } else if (kind == STATE_BOOL) {
         v->v.boolean = num != 0;
     } else {

