@@ -172,8 +172,9 @@ int api_type_set(http_request *req, void *app)
         return http_reply_error(req, &err);
     json_t *hb = json_object_get(body, "heartbeat_s");
     json_int_t seconds = json_integer_value(hb); /* read before body (and hb with it) is freed */
-    int rc = json_is_integer(hb) ? entity_type_set(a->entities, http_param(req, "type"), (int)seconds, &err)
-                                 : cb_error_set(&err, CB_EINVALID_FIELD, "heartbeat_s", "heartbeat_s must be whole seconds");
+    int in_range = json_is_integer(hb) && seconds >= 1 && seconds <= 30 * 86400; /* before the cast to int */
+    int rc = in_range ? entity_type_set(a->entities, http_param(req, "type"), (int)seconds, &err)
+                      : cb_error_set(&err, CB_EINVALID_FIELD, "heartbeat_s", "heartbeat_s must be 1..2592000 seconds");
     json_decref(body);
     if (rc != 0)
         return http_reply_error(req, &err);

@@ -2,6 +2,7 @@
 #include "entity_int.h"
 
 #include "core/clock.h"
+#include "core/text.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -348,8 +349,11 @@ static int create_row(entities *e, json_t *in, const char *prefix, struct state_
         token_make(*no, token, hash);
         rc = store_token(e, *no, hash, err);
     }
-    if (rc != 0 && rc != CB_ECONFLICT && prefix[0])
-        cb_error_set(err, rc, prefix, "%s", err->message);
+    if (rc != 0 && rc != CB_ECONFLICT && prefix[0]) {
+        char message[CB_ERROR_MESSAGE_MAX]; /* cb_error_set must not read what it writes */
+        memcpy(message, err->message, sizeof message);
+        cb_error_set(err, rc, prefix, "%s", message);
+    }
     return rc;
 }
 
@@ -379,8 +383,8 @@ int entity_create(entities *e, json_t *in, const char *field, json_t **out, cb_e
 
 static json_t *error_item(size_t index, const cb_error *err)
 {
-    return json_pack("{s:I, s:s, s:s, s:s}", "index", (json_int_t)index, "field", err->field,
-                     "code", cb_err_name(err->code), "message", err->message);
+    return json_pack("{s:I, s:o, s:s, s:o}", "index", (json_int_t)index, "field", text_json(err->field),
+                     "code", cb_err_name(err->code), "message", text_json(err->message));
 }
 
 struct pending {

@@ -1,6 +1,8 @@
 /* request — what handlers see of a request, and the replies they set. */
 #include "http_int.h"
 
+#include "core/text.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -113,10 +115,9 @@ json_t *http_error_json(const cb_error *err)
 {
     json_t *e = json_object();
     json_object_set_new(e, "code", json_string(cb_err_name(err->code)));
-    json_object_set_new(e, "message",
-                        json_string(err->message[0] ? err->message : cb_strerror(err->code)));
+    json_object_set_new(e, "message", text_json(err->message[0] ? err->message : cb_strerror(err->code)));
     if (err->field[0])
-        json_object_set_new(e, "field", json_string(err->field));
+        json_object_set_new(e, "field", text_json(err->field));
     json_t *body = json_object();
     json_object_set_new(body, "error", e);
     return body;

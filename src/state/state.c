@@ -265,13 +265,16 @@ void state_move(state *s, uint32_t no, int64_t ts_ms, double lon, double lat, ui
         return;
     struct state_entity *e = &s->slots[no];
     e->readings++;
+    e->dirty = 1;
     if (ts_ms > e->last_seen_ms)
         e->last_seen_ms = ts_ms;
+    if (ts_ms < e->moved_ms)
+        return;
+    e->moved_ms = ts_ms;
     e->lon = lon;
     e->lat = lat;
     e->district = district;
     e->grid = grid;
-    e->dirty = 1;
 }
 
 void state_clear_dirty(state *s, uint32_t no)

@@ -39,6 +39,7 @@ struct state_entity {
     struct state_value *values; /* nvalues used of capvalues */
     double lon, lat;            /* NAN when unknown */
     int64_t last_seen_ms;       /* time of the newest reading, 0 = never */
+    int64_t moved_ms;           /* time of the location in lon/lat; an older move is ignored */
     uint64_t readings;          /* readings applied since creation */
     uint32_t district, grid;    /* region indexes or STATE_REGION_NONE */
     int32_t heartbeat_s;        /* 0: the type's default */
@@ -69,7 +70,9 @@ void state_remove(state *s, uint32_t no);
  * was older, CB_ENOMEM. */
 int state_set_value(state *s, uint32_t no, uint16_t attr, enum state_kind kind, int64_t ts_ms,
                     double num, const char *str, size_t len);
-/* Moves the entity; a move is a reading (counted, last_seen advanced). */
+/* Moves the entity unless ts_ms is older than its current location (last
+ * write wins, as for values); a move is a reading either way (counted,
+ * last_seen advanced). */
 void state_move(state *s, uint32_t no, int64_t ts_ms, double lon, double lat, uint32_t district,
                 uint32_t grid);
 void state_clear_dirty(state *s, uint32_t no);
