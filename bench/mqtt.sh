@@ -139,6 +139,6 @@ awk -v n="$N" -v b="$BROKER_RATE" -v t0="$T0" -v t1="$T1" 'BEGIN {
     c = n / (t1 - t0)
     printf "\n%-36s %12s %12s %10s %6s\n", "path", "messages/s", "readings/s", "ratio", "met"
     printf "%-36s %12.0f %12.0f %10s %6s\n", "Mosquitto publish->subscribe", b, 3 * b, "", ""
-    printf "%-36s %12.0f %12.0f %10.2f %6s\n", "citybrain (publish->WAL->state)", c, 3 * c, c / b, c / b >= 0.8 ? "yes" : "no"
+    printf "%-36s %12.0f %12.0f %10.2f %6s\n", "citybrain (publish->WAL->state)", c, 3 * c, c / b, (c / b >= 0.8) ? "yes" : "no"
     printf "goal: citybrain >= 0.8 x broker-only (ratio = citybrain / broker-only)\n"
 }'
