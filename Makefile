@@ -20,9 +20,13 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 REPLAY_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/replay/%)
+# citysim talks to citybrain over its public interfaces only: none of src/.
+SIM_SRC  := $(sort $(wildcard tools/citysim/*.c))
+SIM_OBJ  := $(SIM_SRC:%.c=$(BUILD)/%.o)
+SIM_LIBS := $(shell pkg-config --libs jansson libmosquitto 2>/dev/null || echo -ljansson -lmosquitto) -lm
 
 .PHONY: all deps run test unit valgrind replay integration asan fuzz bench clean
-all: citybrain
+all: citybrain citysim
 
 deps:
 	@scripts/deps.sh
@@ -32,6 +36,12 @@ citybrain: $(BUILD)/citybrain
 
 $(BUILD)/citybrain: $(BUILD)/src/main.o $(BUILD)/libcitybrain.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+citysim: $(BUILD)/citysim
+	cp $< $@
+
+$(BUILD)/citysim: $(SIM_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(SIM_LIBS)
 
 $(BUILD)/libcitybrain.a: $(LIB_OBJ)
 	@rm -f $@
@@ -50,11 +60,11 @@ $(BUILD)/replay/%: fuzz/%.c fuzz/replay.c $(BUILD)/libcitybrain.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< fuzz/replay.c $(BUILD)/libcitybrain.a $(LDLIBS)
 
-run: deps citybrain
+run: deps citybrain citysim
 	scripts/run-demo.sh
 
 test: deps
-	$(MAKE) citybrain
+	$(MAKE) citybrain citysim
 	$(MAKE) unit valgrind replay integration
 
 unit: $(UNIT_BIN)
@@ -67,8 +77,8 @@ replay: $(REPLAY_BIN)
 	@for t in $(REPLAY_BIN); do n=$$(basename $$t); \
 	  $$t fuzz/corpus/$$n/* || exit 1; done
 
-integration: $(BUILD)/citybrain
-	CITYBRAIN_BIN=$(abspath $(BUILD)/citybrain) python3 -m unittest discover -s tests/integration -p 'test_*.py' -v
+integration: $(BUILD)/citybrain $(BUILD)/citysim
+	CITYBRAIN_BIN=$(abspath $(BUILD)/citybrain) CITYSIM_BIN=$(abspath $(BUILD)/citysim) python3 -m unittest discover -s tests/integration -p 'test_*.py' -v
 
 # AddressSanitizer + UBSan over the whole suite.
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -92,6 +102,6 @@ bench: deps citybrain
 	@for b in bench/*.sh; do "$$b" || exit 1; done
 
 clean:
-	rm -rf build citybrain
+	rm -rf build citybrain citysim
 
 -include $(shell find build -name '*.d' 2>/dev/null)

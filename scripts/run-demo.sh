@@ -2,6 +2,7 @@
 # `make run`: starts citybrain on http://localhost:8080 with the demo data
 # directory ./data, and prints an operator key for the dashboard and the API.
 # The key is made once and kept in data/demo-operator.key (mode 600).
+# citysim plays the demo city's devices against it (log: data/citysim.log).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -46,4 +47,54 @@ MSG
 MQTT_PORT=${CITYBRAIN_MQTT_PORT:-1883}
 pidfile="$DATA/mosquitto/mosquitto.pid"
 [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null || scripts/mosquitto.sh -d "$DATA" "$MQTT_PORT"
-exec ./citybrain serve --data-dir "$DATA" --port "$PORT" --mqtt-port "$MQTT_PORT" --mqtt-broker-pid-file "$pidfile"
+
+# citybrain in the background, then citysim (the demo city's devices) once
+# citybrain answers. Ctrl-C or SIGTERM stops both: citybrain drains its
+# requests and exits 0, and so does this script (citybrain's status is ours).
+./citybrain serve --data-dir "$DATA" --port "$PORT" --mqtt-port "$MQTT_PORT" --mqtt-broker-pid-file "$pidfile" &
+cb=$!
+sim=
+stop_all() {
+    [ -z "$sim" ] || kill -TERM "$sim" 2>/dev/null || :
+    kill -TERM "$cb" 2>/dev/null || :
+}
+trap stop_all INT TERM
+trap '[ -z "$sim" ] || kill -TERM "$sim" 2>/dev/null || :' EXIT
+
+# A trapped signal makes `wait` return early (status > 128) while citybrain
+# is still draining: wait again until it has gone, and return its own status.
+wait_citybrain() {
+    while :; do
+        rc=0
+        wait "$cb" || rc=$?
+        [ "$rc" -gt 128 ] || return "$rc"
+        kill -0 "$cb" 2>/dev/null && continue
+        rc2=0
+        wait "$cb" 2>/dev/null || rc2=$?
+        [ "$rc2" = 127 ] && return "$rc" || return "$rc2"
+    done
+}
+
+healthy() {
+    python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+        "http://127.0.0.1:$PORT/healthz" 2>/dev/null
+}
+while ! healthy; do
+    if ! kill -0 "$cb" 2>/dev/null; then # citybrain did not start: its log says why
+        status=0
+        wait_citybrain || status=$?
+        exit "$status"
+    fi
+    sleep 0.2
+done
+./citysim --url "http://127.0.0.1:$PORT" --key "$DATA/demo-admin.key" --mqtt-port "$MQTT_PORT" \
+    > "$DATA/citysim.log" 2>&1 &
+sim=$!
+echo "  citysim:       playing Jiaozuo's devices (log: $DATA/citysim.log)"
+
+status=0
+wait_citybrain || status=$?
+kill -TERM "$sim" 2>/dev/null || :
+wait "$sim" 2>/dev/null || :
+sim=
+exit "$status"
