@@ -68,6 +68,10 @@ static int parse_condition(entities *e, const char *text, struct compiled_filter
     char *end;
     cd->num = strtod(value, &end);
     cd->numeric = end != value && *end == '\0';
+    if (!strcmp(value, "true") || !strcmp(value, "false")) { /* booleans compare as 1 and 0 */
+        cd->numeric = 1;
+        cd->num = value[0] == 't';
+    }
     snprintf(cd->text, sizeof cd->text, "%s", value);
     if (!cd->numeric && cd->op != OP_EQ && cd->op != OP_NE)
         return cb_error_set(err, CB_EINVALID_FIELD, "q", "'%s' is not a number; text compares only with = and !=", value);
