@@ -1,13 +1,21 @@
 /* ingest — parse and validate the three doors into batches, replay, apply,
- * checkpoint; see ingest.h. */
+ * checkpoint; see ingest.h.
+ *
+ * JSON is read with json_scan in place, never as a tree: a first pass checks
+ * the whole text (invalid JSON anywhere refuses the body, as jansson did), a
+ * second validates the readings. Error fields are named only for readings
+ * that are rejected. */
 #include "ingest/ingest.h"
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "ingest/json_scan.h"
 #include "ingest/lineproto.h"
 
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,14 +35,48 @@ struct ingest {
     uint64_t replayed;          /* records replayed at start */
 };
 
-/* What one parse needs; the state's read lock is held throughout. */
+#define ATTR_CACHE 32     /* attribute names remembered by one parse (a power of two) */
+#define FEW_MEMBERS 16    /* objects up to this size find repeated keys pair by pair */
+
+/* An attribute id a parse has already asked the dict for, so that a batch
+ * repeating a few names takes the dict's mutex once per name. The parse keeps
+ * ATTR_CACHE of them, direct-mapped by a hash of the name; len 0 is empty. */
+struct attr_entry {
+    uint8_t len;
+    uint16_t id;
+    char name[DICT_NAME_MAX];
+};
+
+/* A member of a JSON object as read from the (already checked) text. */
+struct member {
+    struct json_scan_str key;
+    struct json_scan_value value;
+};
+
+/* What one parse needs; the state's read lock is held while readings are
+ * validated. The scratch and members buffers are the parse's own (malloc'd,
+ * grown, freed by ctx_free). */
 struct parse_ctx {
     ingest *in;
     const struct principal *p;
     batch *out;
     struct ingest_report *rep;
     int64_t now_ms;
+    int telemetry;              /* errors name "payload.x" rather than "readings[i].values.x" */
+    const char *text_end;       /* end of the JSON text, to read a saved value again */
+    char *scratch;              /* decoded JSON strings, one at a time */
+    size_t scratch_cap;
+    struct member *members;     /* the object collect_members read last */
+    size_t members_cap;
+    int nomem;                  /* a buffer could not grow: the parse fails with CB_ENOMEM */
+    struct attr_entry attrs[ATTR_CACHE];
 };
+
+static void ctx_free(struct parse_ctx *c)
+{
+    free(c->scratch);
+    free(c->members);
+}
 
 /* --- reports --- */
 
@@ -66,15 +108,34 @@ static json_t *report_string(const char *text)
     return json_string(copy);
 }
 
+static int report_full(const struct parse_ctx *c)
+{
+    return json_array_size(c->rep->errors) >= INGEST_REPORT_MAX_ERRORS;
+}
+
 static void reject(struct parse_ctx *c, size_t index, size_t readings, const cb_error *e)
 {
     c->rep->rejected += readings;
     atomic_fetch_add(&c->in->rejected, readings);
-    if (json_array_size(c->rep->errors) < INGEST_REPORT_MAX_ERRORS)
+    if (!report_full(c))
         json_array_append_new(c->rep->errors,
                               json_pack("{s:I, s:o, s:s, s:o}", "index", (json_int_t)index, "field",
                                         report_string(e->field), "code", cb_err_name(e->code), "message",
                                         report_string(e->message)));
+}
+
+/* reject() naming the field only now: good readings never pay for the text. */
+static void reject_at(struct parse_ctx *c, size_t index, size_t readings, cb_error *e, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void reject_at(struct parse_ctx *c, size_t index, size_t readings, cb_error *e, const char *fmt, ...)
+{
+    if (!report_full(c)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->field, sizeof e->field, fmt, ap);
+        va_end(ap);
+    }
+    reject(c, index, readings, e);
 }
 
 json_t *ingest_report_json(const struct ingest_report *r, int *status)
@@ -95,98 +156,262 @@ json_t *ingest_report_json(const struct ingest_report *r, int *status)
     return o;
 }
 
-/* --- shared validation --- */
+/* --- shared validation; errors leave the field to reject_at --- */
 
-static int check_time(struct parse_ctx *c, int64_t ts, const char *field, cb_error *e)
+static int check_time(struct parse_ctx *c, int64_t ts, cb_error *e)
 {
     if (ts > c->now_ms + (int64_t)c->in->cfg->max_future_s * 1000)
-        return cb_error_set(e, CB_EINVALID_FIELD, field, "time is more than %d s in the future",
+        return cb_error_set(e, CB_EINVALID_FIELD, NULL, "time is more than %d s in the future",
                             c->in->cfg->max_future_s);
     if (ts < c->now_ms - (int64_t)c->in->cfg->max_past_s * 1000)
-        return cb_error_set(e, CB_EINVALID_FIELD, field, "time is more than %d s in the past",
+        return cb_error_set(e, CB_EINVALID_FIELD, NULL, "time is more than %d s in the past",
                             c->in->cfg->max_past_s);
     return 0;
 }
 
-/* RFC 3339 text or epoch milliseconds; absent means now. */
-static int parse_ts(struct parse_ctx *c, json_t *v, const char *field, int64_t *ts, cb_error *e)
+static int resolve_entity(struct parse_ctx *c, const char *id, uint32_t *no, cb_error *e)
 {
+    *no = id ? state_find(c->in->st, id) : STATE_NONE;
+    if (*no == STATE_NONE)
+        return cb_error_set(e, CB_ENOT_FOUND, NULL, "unknown entity '%.128s'", id ? id : "");
+    if (c->p && c->p->role == ROLE_DEVICE && c->p->entity != *no)
+        return cb_error_set(e, CB_EFORBIDDEN, NULL, "a device may write only its own entity");
+    return 0;
+}
+
+static uint32_t name_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+/* The dict id of the attribute name[0..len), len <= DICT_NAME_MAX (not
+ * NUL-terminated), through the parse's cache. */
+static int attr_id(struct parse_ctx *c, const char *name, size_t len, uint16_t *id, cb_error *e)
+{
+    assert(len <= DICT_NAME_MAX);
+    struct attr_entry *slot = &c->attrs[name_hash(name, len) & (ATTR_CACHE - 1)];
+    if (len > 0 && slot->len == len && memcmp(slot->name, name, len) == 0) {
+        *id = slot->id;
+        return 0;
+    }
+    char copy[DICT_NAME_MAX + 1];
+    memcpy(copy, name, len);
+    copy[len] = '\0';
+    int rc = dict_id(c->in->names, DICT_ATTR, copy, 1, id, NULL, e);
+    if (rc == 0) {
+        slot->len = (uint8_t)len;
+        slot->id = *id;
+        memcpy(slot->name, name, len);
+    }
+    return rc;
+}
+
+/* --- JSON: decoded strings and objects --- */
+
+static char *scratch_take(struct parse_ctx *c, size_t n)
+{
+    if (n > c->scratch_cap) {
+        size_t cap = c->scratch_cap ? c->scratch_cap : 256;
+        while (cap < n)
+            cap *= 2;
+        char *p = realloc(c->scratch, cap);
+        if (!p) {
+            c->nomem = 1;
+            return NULL;
+        }
+        c->scratch = p;
+        c->scratch_cap = cap;
+    }
+    return c->scratch;
+}
+
+/* The decoded text of s, NUL-terminated, in the scratch (valid until the
+ * next call); NULL when out of memory. */
+static const char *text_of(struct parse_ctx *c, const struct json_scan_str *s)
+{
+    char *t = scratch_take(c, s->dlen + 1);
+    if (t)
+        json_scan_copy(s, t, s->dlen + 1);
+    return t;
+}
+
+/* A scanner positioned to read the saved value v again (its text was checked
+ * when it was first read, so the walk cannot fail). */
+static void scan_again(struct parse_ctx *c, json_scan *s, const struct json_scan_value *v)
+{
+    struct json_scan_value again;
+    json_scan_init(s, v->at, (size_t)(c->text_end - v->at));
+    int rc = json_scan_value(s, &again);
+    assert(rc == 0 && again.type == v->type);
+    (void)rc;
+}
+
+static uint32_t key_hash(struct parse_ctx *c, const struct json_scan_str *k)
+{
+    const char *t = k->escaped ? text_of(c, k) : k->ptr;
+    return t ? name_hash(t, k->dlen) : 0; /* out of memory: any hash will do, the parse fails */
+}
+
+/* Folds repeated keys in m[0..n) as jansson does: one entry per key, at its
+ * first place, holding its last value. Returns the entries kept. */
+static size_t fold_few(struct member *m, size_t n)
+{
+    size_t kept = 0;
+    for (size_t j = 0; j < n; j++) {
+        size_t i = 0;
+        while (i < kept && !json_scan_str_eq(&m[i].key, &m[j].key))
+            i++;
+        if (i < kept)
+            m[i].value = m[j].value;
+        else
+            m[kept++] = m[j];
+    }
+    return kept;
+}
+
+/* fold_few for large objects: a hash table of the kept entries. */
+static size_t fold_many(struct parse_ctx *c, struct member *m, size_t n)
+{
+    size_t cap = 64, kept = 0;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *slots = malloc(cap * sizeof *slots);
+    if (!slots) {
+        c->nomem = 1;
+        return 0;
+    }
+    memset(slots, 0xff, cap * sizeof *slots);
+    for (size_t j = 0; j < n; j++) {
+        size_t pos = key_hash(c, &m[j].key) & (cap - 1);
+        while (slots[pos] != UINT32_MAX && !json_scan_str_eq(&m[slots[pos]].key, &m[j].key))
+            pos = (pos + 1) & (cap - 1);
+        if (slots[pos] != UINT32_MAX) {
+            m[slots[pos]].value = m[j].value;
+        } else {
+            slots[pos] = (uint32_t)kept;
+            m[kept++] = m[j];
+        }
+    }
+    free(slots);
+    return kept;
+}
+
+/* Reads the members of the object open on s (to its end) into c->members,
+ * repeated keys folded; returns how many (0 and c->nomem when out of
+ * memory). Member values that are objects or arrays are skipped: scan_again
+ * reads them. */
+static size_t collect_members(struct parse_ctx *c, json_scan *s)
+{
+    struct member m;
+    size_t n = 0;
+    while (json_scan_member(s, &m.key, &m.value) == 1) {
+        json_scan_skip(s, &m.value);
+        if (n == c->members_cap) {
+            size_t cap = c->members_cap ? c->members_cap * 2 : 64;
+            struct member *grown = realloc(c->members, cap * sizeof *grown);
+            if (!grown) {
+                c->nomem = 1; /* read on to the object's end all the same: the parse fails */
+                continue;
+            }
+            c->members = grown;
+            c->members_cap = cap;
+        }
+        c->members[n++] = m;
+    }
+    if (c->nomem)
+        return 0;
+    return n <= FEW_MEMBERS ? fold_few(c->members, n) : fold_many(c, c->members, n);
+}
+
+static double number_of(const struct json_scan_value *v)
+{
+    return v->type == JSON_SCAN_INTEGER ? (double)v->u.integer : v->u.real;
+}
+
+static int is_number(const struct json_scan_value *v)
+{
+    return v->type == JSON_SCAN_INTEGER || v->type == JSON_SCAN_REAL;
+}
+
+/* --- JSON: readings --- */
+
+/* RFC 3339 text or epoch milliseconds; absent (NULL) means now. */
+static int json_ts(struct parse_ctx *c, const struct json_scan_value *v, int64_t *ts, cb_error *e)
+{
+    const char *text;
     if (!v) {
         *ts = c->now_ms;
         return 0;
     }
-    if (json_is_integer(v))
-        *ts = json_integer_value(v);
-    else if (!json_is_string(v) || clock_parse_rfc3339(json_string_value(v), ts) != 0)
-        return cb_error_set(e, CB_EINVALID_FIELD, field, "ts must be RFC 3339 text or epoch milliseconds");
-    return check_time(c, *ts, field, e);
+    if (v->type == JSON_SCAN_INTEGER)
+        *ts = v->u.integer;
+    else if (v->type != JSON_SCAN_STRING || !(text = text_of(c, &v->u.str)) || clock_parse_rfc3339(text, ts) != 0)
+        return cb_error_set(e, CB_EINVALID_FIELD, NULL, "ts must be RFC 3339 text or epoch milliseconds");
+    return check_time(c, *ts, e);
 }
 
-static int resolve_entity(struct parse_ctx *c, const char *id, const char *field, uint32_t *no, cb_error *e)
+static int json_attr_id(struct parse_ctx *c, const struct json_scan_str *key, uint16_t *id, cb_error *e)
 {
-    *no = id ? state_find(c->in->st, id) : STATE_NONE;
-    if (*no == STATE_NONE)
-        return cb_error_set(e, CB_ENOT_FOUND, field, "unknown entity '%.128s'", id ? id : "");
-    if (c->p && c->p->role == ROLE_DEVICE && c->p->entity != *no)
-        return cb_error_set(e, CB_EFORBIDDEN, field, "a device may write only its own entity");
-    return 0;
+    char name[DICT_NAME_MAX + 1];
+    if (key->dlen <= DICT_NAME_MAX) {
+        if (key->escaped)
+            json_scan_copy(key, name, sizeof name);
+        return attr_id(c, key->escaped ? name : key->ptr, key->dlen, id, e);
+    }
+    const char *text = text_of(c, key); /* too long a name: the dict says so */
+    return text ? dict_id(c->in->names, DICT_ATTR, text, 1, id, NULL, e) : cb_error_set(e, CB_ENOMEM, NULL, NULL);
 }
 
-static int location_item(json_t *v, uint32_t no, int64_t ts, const char *field, struct batch_item *it, cb_error *e)
+/* One attribute value into an item. */
+static int value_item(struct parse_ctx *c, const struct member *m, uint32_t no, int64_t ts, struct batch_item *it,
+                      cb_error *e)
 {
-    double lon, lat;
-    if (!json_is_array(v) || json_array_size(v) != 2 || !json_is_number(json_array_get(v, 0)) ||
-        !json_is_number(json_array_get(v, 1)))
-        return cb_error_set(e, CB_EINVALID_FIELD, field, "location must be [lon, lat]");
-    lon = json_number_value(json_array_get(v, 0));
-    lat = json_number_value(json_array_get(v, 1));
-    if (!(lon >= -180 && lon <= 180 && lat >= -90 && lat <= 90))
-        return cb_error_set(e, CB_EINVALID_FIELD, field, "location [%g, %g] is out of range", lon, lat);
-    *it = (struct batch_item){.entity = no, .kind = BATCH_LOC, .ts_ms = ts, .num = lon, .lat = lat};
-    return 0;
-}
-
-/* One attribute value into an item; e names the field. */
-static int value_item(struct parse_ctx *c, const char *attr, json_t *v, uint32_t no, int64_t ts, const char *field,
-                      struct batch_item *it, cb_error *e)
-{
-    *it = (struct batch_item){.entity = no, .ts_ms = ts};
-    int rc = dict_id(c->in->names, DICT_ATTR, attr, 1, &it->attr, field, e);
+    const struct json_scan_value *v = &m->value;
+    *it = (struct batch_item){.entity = no, .ts_ms = ts, .kind = BATCH_NUM};
+    int rc = json_attr_id(c, &m->key, &it->attr, e);
     if (rc != 0)
         return rc;
-    if (json_is_number(v)) {
-        it->kind = BATCH_NUM;
-        it->num = json_number_value(v);
-    } else if (json_is_boolean(v)) {
+    switch (v->type) {
+    case JSON_SCAN_INTEGER:
+    case JSON_SCAN_REAL:
+        it->num = number_of(v);
+        return 0;
+    case JSON_SCAN_TRUE:
+    case JSON_SCAN_FALSE:
         it->kind = BATCH_BOOL;
-        it->num = json_is_true(v);
-    } else if (json_is_string(v) && json_string_length(v) <= BATCH_STR_MAX) {
+        it->num = v->type == JSON_SCAN_TRUE;
+        return 0;
+    case JSON_SCAN_STRING:
+        if (v->u.str.dlen > BATCH_STR_MAX)
+            return cb_error_set(e, CB_EINVALID_FIELD, NULL, "text values are at most 4096 bytes");
         it->kind = BATCH_STR;
-        it->str = json_string_value(v);
-        it->len = json_string_length(v);
-    } else {
-        return cb_error_set(e, CB_EINVALID_FIELD, field,
-                            json_is_string(v) ? "text values are at most 4096 bytes"
-                                              : "a value must be a number, text or true/false");
+        it->str = v->u.str.escaped ? text_of(c, &v->u.str) : v->u.str.ptr;
+        it->len = v->u.str.dlen;
+        return it->str ? 0 : cb_error_set(e, CB_ENOMEM, NULL, NULL);
+    default:
+        return cb_error_set(e, CB_EINVALID_FIELD, NULL, "a value must be a number, text or true/false");
     }
-    return 0;
 }
 
-/* Adds every member of values (but ts/location when skip_meta) as readings. */
-static void add_values(struct parse_ctx *c, size_t index, const char *prefix, json_t *values, uint32_t no,
-                       int64_t ts, int skip_meta)
+/* Adds every member of c->members[0..n) (but ts/location in telemetry) as readings. */
+static void add_values(struct parse_ctx *c, size_t index, size_t n, uint32_t no, int64_t ts)
 {
-    const char *attr;
-    json_t *v;
-    json_object_foreach(values, attr, v) {
-        if (skip_meta && (!strcmp(attr, "ts") || !strcmp(attr, "location")))
+    for (size_t i = 0; i < n; i++) {
+        const struct member *m = &c->members[i];
+        if (c->telemetry && (json_scan_str_is(&m->key, "ts") || json_scan_str_is(&m->key, "location")))
             continue;
-        char field[CB_ERROR_FIELD_MAX];
-        snprintf(field, sizeof field, "%s.%.64s", prefix, attr);
         struct batch_item it;
         cb_error e;
-        if (value_item(c, attr, v, no, ts, field, &it, &e) != 0) {
-            reject(c, index, 1, &e);
+        if (value_item(c, m, no, ts, &it, &e) != 0) {
+            char attr[DICT_NAME_MAX + 1]; /* the field quotes at most 64 bytes of the name */
+            json_scan_copy(&m->key, attr, sizeof attr);
+            if (c->telemetry)
+                reject_at(c, index, 1, &e, "payload.%s", attr);
+            else
+                reject_at(c, index, 1, &e, "readings[%zu].values.%s", index, attr);
             continue;
         }
         batch_add(c->out, &it);
@@ -194,115 +419,222 @@ static void add_values(struct parse_ctx *c, size_t index, const char *prefix, js
     }
 }
 
-static void add_location(struct parse_ctx *c, size_t index, const char *prefix, json_t *loc, uint32_t no, int64_t ts)
+static int location_item(struct parse_ctx *c, const struct json_scan_value *v, uint32_t no, int64_t ts,
+                         struct batch_item *it, cb_error *e)
 {
-    char field[CB_ERROR_FIELD_MAX];
-    snprintf(field, sizeof field, "%s.location", prefix);
+    struct json_scan_value ll[2], x;
+    size_t n = 0;
+    if (v->type == JSON_SCAN_ARRAY) {
+        json_scan s;
+        scan_again(c, &s, v);
+        for (; n <= 2 && json_scan_element(&s, &x) == 1; n++) {
+            if (n < 2)
+                ll[n] = x;
+            json_scan_skip(&s, &x); /* a third element is enough to know; the rest is not read */
+        }
+    }
+    if (n != 2 || !is_number(&ll[0]) || !is_number(&ll[1]))
+        return cb_error_set(e, CB_EINVALID_FIELD, NULL, "location must be [lon, lat]");
+    double lon = number_of(&ll[0]), lat = number_of(&ll[1]);
+    if (!(lon >= -180 && lon <= 180 && lat >= -90 && lat <= 90))
+        return cb_error_set(e, CB_EINVALID_FIELD, NULL, "location [%g, %g] is out of range", lon, lat);
+    *it = (struct batch_item){.entity = no, .kind = BATCH_LOC, .ts_ms = ts, .num = lon, .lat = lat};
+    return 0;
+}
+
+static void add_location(struct parse_ctx *c, size_t index, const struct json_scan_value *loc, uint32_t no, int64_t ts)
+{
     struct batch_item it;
     cb_error e;
-    if (location_item(loc, no, ts, field, &it, &e) != 0) {
-        reject(c, index, 1, &e);
+    if (location_item(c, loc, no, ts, &it, &e) != 0) {
+        if (c->telemetry)
+            reject_at(c, index, 1, &e, "payload.location");
+        else
+            reject_at(c, index, 1, &e, "readings[%zu].location", index);
         return;
     }
     batch_add(c->out, &it);
     c->rep->accepted++;
 }
 
-/* --- JSON batches --- */
+/* The members of a reading that matter, each the last of its name
+ * (type 0: absent); the attributes of the last "values" are in c->members. */
+struct item {
+    int is_object;
+    struct json_scan_value entity, ts, values, location;
+    size_t nvalues; /* distinct attributes in values */
+};
 
-static void parse_item(struct parse_ctx *c, size_t i, json_t *item)
+/* Reads the reading v from the list scanner s, up to its end. */
+static void read_item(struct parse_ctx *c, json_scan *s, const struct json_scan_value *v, struct item *it)
 {
-    char prefix[48], field[CB_ERROR_FIELD_MAX];
-    snprintf(prefix, sizeof prefix, "readings[%zu]", i);
-    cb_error e;
-    json_t *values = json_object_get(item, "values"), *loc = json_object_get(item, "location");
-    size_t n = json_object_size(values) + (loc != NULL);
-    uint32_t no;
-    int64_t ts;
-    if (!json_is_object(item) || (!json_is_object(values) && !loc)) {
-        cb_error_set(&e, CB_EINVALID_FIELD, prefix, "a reading is {\"entity\", \"ts\"?, \"values\": {...}, \"location\"?}");
-        reject(c, i, n ? n : 1, &e);
+    struct json_scan_str key;
+    struct json_scan_value m;
+    memset(it, 0, sizeof *it);
+    it->is_object = v->type == JSON_SCAN_OBJECT;
+    if (!it->is_object) {
+        json_scan_skip(s, v);
         return;
     }
-    snprintf(field, sizeof field, "%s.entity", prefix);
-    if (resolve_entity(c, json_string_value(json_object_get(item, "entity")), field, &no, &e) != 0) {
-        reject(c, i, n ? n : 1, &e);
-        return;
+    while (json_scan_member(s, &key, &m) == 1) {
+        if (json_scan_str_is(&key, "entity")) {
+            it->entity = m;
+        } else if (json_scan_str_is(&key, "ts")) {
+            it->ts = m;
+        } else if (json_scan_str_is(&key, "values")) {
+            it->values = m;
+            it->nvalues = 0;
+            if (m.type == JSON_SCAN_OBJECT) {
+                it->nvalues = collect_members(c, s); /* reads it to its end */
+                continue;
+            }
+        } else if (json_scan_str_is(&key, "location")) {
+            it->location = m;
+        }
+        json_scan_skip(s, &m);
     }
-    snprintf(field, sizeof field, "%s.ts", prefix);
-    if (parse_ts(c, json_object_get(item, "ts"), field, &ts, &e) != 0) {
-        reject(c, i, n ? n : 1, &e);
-        return;
-    }
-    snprintf(field, sizeof field, "%s.values", prefix);
-    if (values)
-        add_values(c, i, field, values, no, ts, 0);
-    if (loc)
-        add_location(c, i, prefix, loc, no, ts);
 }
 
-static int count_readings(json_t *list, long long max, cb_error *err)
+static void parse_item(struct parse_ctx *c, size_t i, const struct item *it)
 {
-    size_t n = 0, i;
-    json_t *item;
-    json_array_foreach(list, i, item)
-        n += json_object_size(json_object_get(item, "values")) + (json_object_get(item, "location") != NULL);
+    size_t nvalues = it->nvalues, n = nvalues + (it->location.type != 0);
+    const char *id = it->entity.type == JSON_SCAN_STRING ? text_of(c, &it->entity.u.str) : NULL;
+    uint32_t no;
+    int64_t ts;
+    cb_error e;
+    if (!it->is_object || (it->values.type != JSON_SCAN_OBJECT && !it->location.type)) {
+        cb_error_set(&e, CB_EINVALID_FIELD, NULL, "a reading is {\"entity\", \"ts\"?, \"values\": {...}, \"location\"?}");
+        reject_at(c, i, n ? n : 1, &e, "readings[%zu]", i);
+    } else if (resolve_entity(c, id, &no, &e) != 0) {
+        reject_at(c, i, n ? n : 1, &e, "readings[%zu].entity", i);
+    } else if (json_ts(c, it->ts.type ? &it->ts : NULL, &ts, &e) != 0) {
+        reject_at(c, i, n ? n : 1, &e, "readings[%zu].ts", i);
+    } else {
+        add_values(c, i, nvalues, no, ts);
+        if (it->location.type)
+            add_location(c, i, &it->location, no, ts);
+    }
+}
+
+/* Checks the whole body and finds its list of readings: the root array, or
+ * the last "readings" member of the root object (jansson keeps the last).
+ * *members counts the object members of the whole body. */
+static int find_readings(const char *body, size_t len, struct json_scan_value *list, size_t *members, cb_error *err)
+{
+    json_scan s;
+    struct json_scan_value root, v;
+    struct json_scan_str key;
+    json_scan_init(&s, body, len);
+    list->type = 0;
+    if (json_scan_value(&s, &root) == 0 && root.type != JSON_SCAN_OBJECT && root.type != JSON_SCAN_ARRAY)
+        json_scan_fail(&s, root.at, "'[' or '{' expected");
+    if (!s.error && root.type == JSON_SCAN_ARRAY) {
+        *list = root;
+        json_scan_skip(&s, &root);
+    } else if (!s.error) {
+        while (json_scan_member(&s, &key, &v) == 1) {
+            if (json_scan_str_is(&key, "readings"))
+                *list = v;
+            json_scan_skip(&s, &v);
+        }
+    }
+    if (json_scan_finish(&s) != 0)
+        return json_scan_error(&s, "body", err);
+    *members = s.members;
+    if (list->type != JSON_SCAN_ARRAY)
+        return cb_error_set(err, CB_EMISSING_FIELD, "readings", "the body must be {\"readings\": [...]}");
+    return 0;
+}
+
+/* Readings in the list, when its members may hold more than max. */
+static int count_readings(struct parse_ctx *c, const struct json_scan_value *list, long long max, cb_error *err)
+{
+    json_scan s;
+    struct json_scan_value v;
+    struct item it;
+    size_t n = 0;
+    scan_again(c, &s, list);
+    while (json_scan_element(&s, &v) == 1) {
+        read_item(c, &s, &v, &it);
+        n += it.nvalues + (it.location.type != 0);
+    }
+    if (c->nomem)
+        return cb_error_set(err, CB_ENOMEM, NULL, NULL);
     if ((long long)n > max)
-        return cb_error_set(err, CB_ETOO_LARGE, "readings", "%zu readings in one request; at most %lld",
-                            n, max);
+        return cb_error_set(err, CB_ETOO_LARGE, "readings", "%zu readings in one request; at most %lld", n, max);
     return 0;
 }
 
 int ingest_parse_json(ingest *in, const char *body, size_t len, const struct principal *p, batch *out,
                       struct ingest_report *rep, cb_error *err)
 {
-    json_error_t je;
-    json_t *root = json_loadb(body, len, 0, &je);
-    if (!root)
-        return cb_error_set(err, CB_EINVALID_JSON, "body", "line %d, column %d: %s", je.line, je.column, je.text);
-    json_t *list = json_is_array(root) ? root : json_object_get(root, "readings");
-    int rc = json_is_array(list) ? count_readings(list, in->cfg->max_batch_readings, err)
-                                 : cb_error_set(err, CB_EMISSING_FIELD, "readings",
-                                                "the body must be {\"readings\": [...]}");
+    struct json_scan_value list;
+    size_t members = 0;
+    int rc = find_readings(body, len, &list, &members, err);
+    if (rc != 0)
+        return rc;
+    struct parse_ctx c = {.in = in, .p = p, .out = out, .rep = rep, .now_ms = clock_now_ms(), .text_end = body + len};
+    /* Every reading is a member (an attribute, or a location): few members, few readings. */
+    if ((long long)members > in->cfg->max_batch_readings)
+        rc = count_readings(&c, &list, in->cfg->max_batch_readings, err);
     if (rc == 0) {
-        struct parse_ctx c = {in, p, out, rep, clock_now_ms()};
-        size_t i;
-        json_t *item;
+        json_scan s;
+        struct json_scan_value v;
+        struct item it;
+        scan_again(&c, &s, &list);
         state_rdlock(in->st);
-        json_array_foreach(list, i, item)
-            parse_item(&c, i, item);
+        for (size_t i = 0; json_scan_element(&s, &v) == 1; i++) {
+            read_item(&c, &s, &v, &it);
+            parse_item(&c, i, &it);
+        }
         state_unlock(in->st);
+        if (c.nomem)
+            rc = cb_error_set(err, CB_ENOMEM, NULL, NULL);
     }
-    json_decref(root);
+    ctx_free(&c);
     return rc;
+}
+
+/* The member named name among c->members[0..n), or NULL. */
+static const struct json_scan_value *member_named(struct parse_ctx *c, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (json_scan_str_is(&c->members[i].key, name))
+            return &c->members[i].value;
+    return NULL;
 }
 
 int ingest_parse_telemetry(ingest *in, const char *entity_id, const char *payload, size_t len, batch *out,
                            struct ingest_report *rep, cb_error *err)
 {
-    json_error_t je;
-    json_t *obj = json_loadb(payload, len, 0, &je);
-    if (!json_is_object(obj)) {
-        json_decref(obj);
+    json_scan s;
+    struct json_scan_value obj;
+    json_scan_init(&s, payload, len);
+    if (json_scan_value(&s, &obj) != 0 || obj.type != JSON_SCAN_OBJECT || json_scan_skip(&s, &obj) != 0 ||
+        json_scan_finish(&s) != 0)
         return cb_error_set(err, CB_EINVALID_JSON, "payload", "telemetry must be a JSON object of attribute: value");
-    }
-    struct parse_ctx c = {in, NULL, out, rep, clock_now_ms()};
+    struct parse_ctx c = {.in = in, .out = out, .rep = rep, .now_ms = clock_now_ms(), .telemetry = 1,
+                          .text_end = payload + len};
+    scan_again(&c, &s, &obj);
+    size_t n = collect_members(&c, &s);
+    const struct json_scan_value *ts_v = member_named(&c, n, "ts"), *loc = member_named(&c, n, "location");
     uint32_t no;
     int64_t ts;
     cb_error e;
-    json_t *loc = json_object_get(obj, "location");
-    size_t n = json_object_size(obj);
     state_rdlock(in->st);
-    if (resolve_entity(&c, entity_id, "topic", &no, &e) != 0 || parse_ts(&c, json_object_get(obj, "ts"), "ts", &ts, &e) != 0) {
-        reject(&c, 0, n ? n : 1, &e);
+    if (resolve_entity(&c, entity_id, &no, &e) != 0) {
+        reject_at(&c, 0, n ? n : 1, &e, "topic");
+    } else if (json_ts(&c, ts_v, &ts, &e) != 0) {
+        reject_at(&c, 0, n ? n : 1, &e, "ts");
     } else {
-        add_values(&c, 0, "payload", obj, no, ts, 1);
+        add_values(&c, 0, n, no, ts);
         if (loc)
-            add_location(&c, 0, "payload", loc, no, ts);
+            add_location(&c, 0, loc, no, ts);
     }
     state_unlock(in->st);
-    json_decref(obj);
-    return 0;
+    int rc = c.nomem ? cb_error_set(err, CB_ENOMEM, NULL, NULL) : 0;
+    ctx_free(&c);
+    return rc;
 }
 
 /* --- line protocol --- */
@@ -318,15 +650,12 @@ static const struct lp_str *lp_entity_tag(const struct lp_point *pt)
 }
 
 static int lp_field_item(struct parse_ctx *c, const struct lp_field *f, uint32_t no, int64_t ts,
-                         const char *field, struct batch_item *it, cb_error *e)
+                         struct batch_item *it, cb_error *e)
 {
-    char attr[DICT_NAME_MAX + 1];
     if (f->key.len > DICT_NAME_MAX)
-        return cb_error_set(e, CB_EINVALID_FIELD, field, "attribute names are at most %d bytes", DICT_NAME_MAX);
-    memcpy(attr, f->key.ptr, f->key.len);
-    attr[f->key.len] = '\0';
+        return cb_error_set(e, CB_EINVALID_FIELD, NULL, "attribute names are at most %d bytes", DICT_NAME_MAX);
     *it = (struct batch_item){.entity = no, .ts_ms = ts, .kind = BATCH_NUM};
-    int rc = dict_id(c->in->names, DICT_ATTR, attr, 1, &it->attr, field, e);
+    int rc = attr_id(c, f->key.ptr, f->key.len, &it->attr, e);
     if (rc != 0)
         return rc;
     switch (f->type) {
@@ -336,7 +665,7 @@ static int lp_field_item(struct parse_ctx *c, const struct lp_field *f, uint32_t
     case LP_BOOL: it->kind = BATCH_BOOL; it->num = f->v.b; break;
     case LP_STRING:
         if (f->v.s.len > BATCH_STR_MAX)
-            return cb_error_set(e, CB_EINVALID_FIELD, field, "text values are at most 4096 bytes");
+            return cb_error_set(e, CB_EINVALID_FIELD, NULL, "text values are at most 4096 bytes");
         it->kind = BATCH_STR;
         it->str = f->v.s.ptr;
         it->len = f->v.s.len;
@@ -347,8 +676,7 @@ static int lp_field_item(struct parse_ctx *c, const struct lp_field *f, uint32_t
 static int lp_on_point(void *arg, size_t line, const struct lp_point *pt)
 {
     struct parse_ctx *c = arg;
-    char field[CB_ERROR_FIELD_MAX], id[ENTITY_ID_MAX + 1] = "";
-    snprintf(field, sizeof field, "line %zu", line);
+    char id[ENTITY_ID_MAX + 1] = "";
     const struct lp_str *tag = lp_entity_tag(pt);
     if (tag && tag->len <= ENTITY_ID_MAX)
         memcpy(id, tag->ptr, tag->len), id[tag->len] = '\0';
@@ -356,15 +684,15 @@ static int lp_on_point(void *arg, size_t line, const struct lp_point *pt)
     cb_error e;
     int64_t ts = pt->time_ns / 1000000;
     if (!tag) {
-        cb_error_set(&e, CB_EMISSING_FIELD, field, "line %zu: tag 'id' naming the entity is missing", line);
-        reject(c, line, pt->nfields, &e);
-    } else if (resolve_entity(c, id, field, &no, &e) != 0 || check_time(c, ts, field, &e) != 0) {
-        reject(c, line, pt->nfields, &e);
+        cb_error_set(&e, CB_EMISSING_FIELD, NULL, "line %zu: tag 'id' naming the entity is missing", line);
+        reject_at(c, line, pt->nfields, &e, "line %zu", line);
+    } else if (resolve_entity(c, id, &no, &e) != 0 || check_time(c, ts, &e) != 0) {
+        reject_at(c, line, pt->nfields, &e, "line %zu", line);
     } else {
         for (size_t i = 0; i < pt->nfields; i++) {
             struct batch_item it;
-            if (lp_field_item(c, &pt->fields[i], no, ts, field, &it, &e) != 0) {
-                reject(c, line, 1, &e);
+            if (lp_field_item(c, &pt->fields[i], no, ts, &it, &e) != 0) {
+                reject_at(c, line, 1, &e, "line %zu", line);
                 continue;
             }
             batch_add(c->out, &it);
@@ -387,7 +715,7 @@ int ingest_parse_lp(ingest *in, const char *body, size_t len, const char *precis
     int rc = lp_precision_parse(precision, &prec, err);
     if (rc != 0)
         return rc;
-    struct parse_ctx c = {in, p, out, rep, clock_now_ms()};
+    struct parse_ctx c = {.in = in, .p = p, .out = out, .rep = rep, .now_ms = clock_now_ms()};
     pthread_mutex_lock(&in->lp_lock);
     state_rdlock(in->st);
     rc = lp_parse(in->lp, body, len, prec, c.now_ms * 1000000, lp_on_point, lp_on_error, &c);

@@ -9,11 +9,19 @@
 #define HASH_EMPTY UINT32_MAX
 #define HASH_TOMB (UINT32_MAX - 1)
 
+/* A slot of the id hash: the entity's number (or HASH_EMPTY, HASH_TOMB) and
+ * the upper half of its id's 64-bit hash (the lower half picks the slot), so
+ * a probe reads an id, a cache miss and a strcmp, only when the fingerprints
+ * agree: about once per lookup that finds its entity. */
+struct hash_entry {
+    uint32_t no, fp;
+};
+
 struct state {
     pthread_rwlock_t lock;
     struct state_entity *slots; /* indexed by no */
     uint32_t nslots;
-    uint32_t *hash;             /* entity numbers, HASH_EMPTY or HASH_TOMB */
+    struct hash_entry *hash;
     uint32_t hash_cap;          /* power of two */
     uint32_t hash_used;         /* live + tombstones */
     size_t count;
@@ -21,12 +29,30 @@ struct state {
     size_t value_bytes;         /* capacity of value arrays */
 };
 
+/* 64-bit hash of an id, eight bytes a multiply (a byte at a time, as FNV
+ * does, is a chain of ~45 dependent multiplies for a typical URN id), then
+ * murmur3's finalizer so that every bit of the id reaches the low bits (the
+ * slot) and the high half (the fingerprint). */
 static uint64_t hash_id(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a 64 */
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-    return h;
+    size_t n = strlen(s);
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ n, w;
+    for (; n >= 8; n -= 8, s += 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    }
+    w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 33);
+}
+
+static void hash_clear(struct hash_entry *h, uint32_t cap)
+{
+    for (uint32_t i = 0; i < cap; i++)
+        h[i] = (struct hash_entry){HASH_EMPTY, 0};
 }
 
 int state_create(state **out, cb_error *err)
@@ -40,7 +66,7 @@ int state_create(state **out, cb_error *err)
         free(s);
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
     }
-    memset(s->hash, 0xff, s->hash_cap * sizeof *s->hash);
+    hash_clear(s->hash, s->hash_cap);
     pthread_rwlock_init(&s->lock, NULL);
     *out = s;
     return 0;
@@ -73,20 +99,21 @@ void state_rdlock(state *s) { pthread_rwlock_rdlock(&s->lock); }
 void state_wrlock(state *s) { pthread_rwlock_wrlock(&s->lock); }
 void state_unlock(state *s) { pthread_rwlock_unlock(&s->lock); }
 
-/* Slot of id in the hash, or of the first free place where it would go. */
-static uint32_t hash_slot(const state *s, const char *id, int *found)
+/* Slot of id (whose hash_id is h) in the hash, or of the first free place
+ * where it would go. */
+static uint32_t hash_slot(const state *s, const char *id, uint64_t h, int *found)
 {
-    uint32_t mask = s->hash_cap - 1, pos = (uint32_t)hash_id(id) & mask, free_pos = HASH_EMPTY;
+    uint32_t mask = s->hash_cap - 1, pos = (uint32_t)h & mask, fp = (uint32_t)(h >> 32), free_pos = HASH_EMPTY;
     for (;;) {
-        uint32_t no = s->hash[pos];
-        if (no == HASH_EMPTY) {
+        struct hash_entry e = s->hash[pos];
+        if (e.no == HASH_EMPTY) {
             *found = 0;
             return free_pos != HASH_EMPTY ? free_pos : pos;
         }
-        if (no == HASH_TOMB) {
+        if (e.no == HASH_TOMB) {
             if (free_pos == HASH_EMPTY)
                 free_pos = pos;
-        } else if (strcmp(s->slots[no].id, id) == 0) {
+        } else if (e.fp == fp && strcmp(s->slots[e.no].id, id) == 0) {
             *found = 1;
             return pos;
         }
@@ -96,20 +123,21 @@ static uint32_t hash_slot(const state *s, const char *id, int *found)
 
 static int hash_grow(state *s)
 {
-    uint32_t old_cap = s->hash_cap, *old = s->hash;
+    uint32_t old_cap = s->hash_cap;
+    struct hash_entry *old = s->hash;
     uint32_t cap = s->count * 4 > old_cap ? old_cap * 2 : old_cap; /* rehash drops tombstones */
-    uint32_t *h = malloc((size_t)cap * sizeof *h);
+    struct hash_entry *h = malloc((size_t)cap * sizeof *h);
     if (!h)
         return CB_ENOMEM;
-    memset(h, 0xff, (size_t)cap * sizeof *h);
+    hash_clear(h, cap);
     s->hash = h;
     s->hash_cap = cap;
     s->hash_used = 0;
     for (uint32_t i = 0; i < old_cap; i++) {
-        if (old[i] >= HASH_TOMB)
+        if (old[i].no >= HASH_TOMB)
             continue;
         int found;
-        h[hash_slot(s, s->slots[old[i]].id, &found)] = old[i];
+        h[hash_slot(s, s->slots[old[i].no].id, hash_id(s->slots[old[i].no].id), &found)] = old[i];
         s->hash_used++;
     }
     free(old);
@@ -152,11 +180,12 @@ static int insert_new(state *s, uint32_t no, const char *id, cb_error *err)
     if (!(e->id = strdup(id)))
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
     int found;
-    uint32_t pos = hash_slot(s, id, &found);
+    uint64_t h = hash_id(id);
+    uint32_t pos = hash_slot(s, id, h, &found);
     assert(!found);
-    if (s->hash[pos] == HASH_EMPTY)
+    if (s->hash[pos].no == HASH_EMPTY)
         s->hash_used++;
-    s->hash[pos] = no;
+    s->hash[pos] = (struct hash_entry){no, (uint32_t)(h >> 32)};
     s->count++;
     s->string_bytes += strlen(id) + 1;
     return 0;
@@ -188,9 +217,9 @@ void state_remove(state *s, uint32_t no)
         return;
     struct state_entity *e = &s->slots[no];
     int found;
-    uint32_t pos = hash_slot(s, e->id, &found);
-    assert(found && s->hash[pos] == no);
-    s->hash[pos] = HASH_TOMB;
+    uint32_t pos = hash_slot(s, e->id, hash_id(e->id), &found);
+    assert(found && s->hash[pos].no == no);
+    s->hash[pos].no = HASH_TOMB;
     s->string_bytes -= strlen(e->id) + 1;
     for (uint16_t i = 0; i < e->nvalues; i++)
         if (e->values[i].kind == STATE_STR)
@@ -294,8 +323,8 @@ void state_set_counters(state *s, uint32_t no, uint64_t readings, int64_t last_s
 uint32_t state_find(const state *s, const char *id)
 {
     int found;
-    uint32_t pos = hash_slot(s, id, &found);
-    return found ? s->hash[pos] : STATE_NONE;
+    uint32_t pos = hash_slot(s, id, hash_id(id), &found);
+    return found ? s->hash[pos].no : STATE_NONE;
 }
 
 const struct state_entity *state_get(const state *s, uint32_t no)
