@@ -41,6 +41,7 @@ static struct fuzz_city {
     state *st;
     entities *ents;
     ingest *in;
+    series *hist;
     uint32_t no[CITY_ENTITIES]; /* entity numbers of urn:fz:0..2 */
     struct principal device;    /* urn:fz:0's token */
 } city;
@@ -54,6 +55,7 @@ static int city_rm(const char *path, const struct stat *sb, int flag, struct FTW
 static void city_close(void)
 {
     ingest_close(city.in);
+    series_close(city.hist);
     entities_close(city.ents);
     state_destroy(city.st);
     dict_close(city.names);
@@ -94,7 +96,8 @@ static void city_open(void)
         REQUIRE(city.no[i] != STATE_NONE);
     }
     REQUIRE(city.device.role == ROLE_DEVICE && city.device.entity == city.no[0]);
-    REQUIRE(ingest_open(&city.cfg, city.ents, &city.in, &err) == 0);
+    REQUIRE(series_open(city.db, &city.hist, &err) == 0);
+    REQUIRE(ingest_open(&city.cfg, city.ents, city.hist, &city.in, &err) == 0);
 }
 
 /* What every accepted reading must look like once decoded from the batch. */

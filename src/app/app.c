@@ -55,7 +55,9 @@ int app_open_city(struct app *a, cb_error *err)
     if (rc == 0)
         rc = entities_open(a->db, a->state, a->names, a->regions, &a->entities, err);
     if (rc == 0)
-        rc = ingest_open(&a->cfg, a->entities, &a->ingest, err);
+        rc = series_open(a->db, &a->series, err);
+    if (rc == 0)
+        rc = ingest_open(&a->cfg, a->entities, a->series, &a->ingest, err);
     if (rc == 0)
         log_event(LOG_INFO, "loaded", "entities=%zu districts=%zu grid_cells=%zu state_bytes=%zu took_ms=%.1f",
                   state_count(a->state), region_store_count(a->regions, REGION_DISTRICT),
@@ -69,7 +71,8 @@ void app_close(struct app *a)
 {
     http_server_stop(a->http);
     mqtt_stop(a->mqtt); /* before ingest: its last message is committed, then acknowledged */
-    ingest_close(a->ingest);
+    ingest_close(a->ingest); /* its last checkpoint flushes the series */
+    series_close(a->series);
     entities_close(a->entities);
     state_destroy(a->state);
     dict_close(a->names);
@@ -80,6 +83,7 @@ void app_close(struct app *a)
     a->http = NULL;
     a->mqtt = NULL;
     a->ingest = NULL;
+    a->series = NULL;
     a->entities = NULL;
     a->state = NULL;
     a->names = NULL;

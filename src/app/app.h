@@ -12,6 +12,7 @@
 #include "http/http.h"
 #include "ingest/ingest.h"
 #include "mqtt/mqtt.h"
+#include "series/series.h"
 #include "state/dict.h"
 #include "state/state.h"
 #include "store/db.h"
@@ -26,6 +27,7 @@ struct app {
     dict *names;
     state *state;
     entities *entities;
+    series *series;         /* history; queried on the HTTP thread with db */
     ingest *ingest;
     mqtt_client *mqtt;
     http_server *http;
@@ -81,5 +83,7 @@ int api_types_list(http_request *req, void *app);
 int api_type_set(http_request *req, void *app);
 int api_ingest_json(http_request *req, void *app);
 int api_ingest_lp(http_request *req, void *app);
+int api_series_get(http_request *req, void *app);
+int api_series_aggregate(http_request *req, void *app);
 
 #endif

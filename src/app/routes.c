@@ -31,6 +31,10 @@ const struct http_route app_routes[] = {
     {"PUT", "/api/v1/types/{type}", api_type_set, ADMIN, "set a type's heartbeat: {\"heartbeat_s\": N}"},
     {"POST", "/api/v1/ingest", api_ingest_json, WRITERS, "readings as a JSON batch"},
     {"POST", "/api/v1/write", api_ingest_lp, WRITERS, "readings as InfluxDB line protocol (?precision=ns|us|ms|s)"},
+    {"GET", "/api/v1/series", api_series_get, STAFF,
+     "history of one attribute: ?entity=&attr=&from=&to=&step=&agg= (format=csv)"},
+    {"GET", "/api/v1/series/aggregate", api_series_aggregate, STAFF,
+     "history of many series: ?attr=&type=&district=&group=district|grid|type&from=&to=&step=&agg="},
 };
 
 const size_t app_route_count = sizeof app_routes / sizeof app_routes[0];

@@ -33,6 +33,9 @@ struct ingest {
     lp_parser *lp;
     atomic_ullong rejected;     /* readings refused by validation */
     uint64_t replayed;          /* records replayed at start */
+    series *series;             /* history; borrowed */
+    uint64_t apply_lsn;         /* the record being applied (writer thread, or start-up) */
+    int apply_state;            /* 0 while replaying records the checkpoint already holds */
 };
 
 #define ATTR_CACHE 32     /* attribute names remembered by one parse (a power of two) */
@@ -732,6 +735,10 @@ int ingest_parse_lp(ingest *in, const char *body, size_t len, const char *precis
 static int apply_item(void *arg, const struct batch_item *it)
 {
     ingest *in = arg;
+    if (it->kind == BATCH_NUM && series_append(in->series, in->apply_lsn, it->entity, it->attr, it->ts_ms, it->num) < 0)
+        return CB_ENOMEM;
+    if (!in->apply_state)
+        return 0;
     if (it->kind == BATCH_LOC) {
         uint32_t district, grid;
         region_store_locate(entities_regions(in->ents), it->num, it->lat, &district, &grid);
@@ -746,6 +753,7 @@ static int apply_record(void *ctx, uint64_t lsn, const void *payload, size_t len
 {
     ingest *in = ctx;
     cb_error err;
+    in->apply_lsn = lsn;
     state_wrlock(in->st);
     int rc = batch_decode(payload, len, apply_item, in, &err);
     state_unlock(in->st);
@@ -759,13 +767,31 @@ static int replay_record(void *ctx, uint64_t lsn, const void *payload, size_t le
 {
     ingest *in = ctx;
     in->replayed++;
-    return apply_record(ctx, lsn, payload, len);
+    in->apply_state = lsn > entities_checkpoint_lsn(in->ents); /* older ones rebuild the series head only */
+    int rc = apply_record(ctx, lsn, payload, len);
+    in->apply_state = 1;
+    return rc;
 }
 
-static int checkpoint(void *ctx, uint64_t lsn, cb_error *err)
+/* Closed chunks first, then the state; the WAL keeps what the series head's
+ * open chunks still need after a crash. */
+static int checkpoint(void *ctx, uint64_t lsn, uint64_t *trim_lsn, cb_error *err)
 {
     ingest *in = ctx;
-    return entity_checkpoint(in->ents, in->ckpt_db, lsn, err);
+    int rc = series_flush(in->series, in->ckpt_db, clock_now_ms(), err);
+    if (rc == 0)
+        rc = entity_checkpoint(in->ents, in->ckpt_db, lsn, err);
+    uint64_t keep = series_replay_lsn(in->series);
+    if (keep && keep - 1 < *trim_lsn)
+        *trim_lsn = keep - 1;
+    return rc;
+}
+
+/* Where replay starts: after the checkpoint, or earlier for the series head. */
+static uint64_t replay_from(ingest *in)
+{
+    uint64_t from = entities_checkpoint_lsn(in->ents) + 1, keep = series_replay_lsn(in->series);
+    return keep && keep < from ? keep : from;
 }
 
 /* A WAL behind the checkpoint was lost or replaced: keep it aside, start a
@@ -796,23 +822,25 @@ static int open_wal(ingest *in, cb_error *err)
         return rc;
     struct wal_replay_stats st;
     double t0 = clock_mono_s();
-    rc = wal_replay(in->wal, entities_checkpoint_lsn(in->ents) + 1, replay_record, in, &st, err);
+    rc = wal_replay(in->wal, replay_from(in), replay_record, in, &st, err);
     if (rc == 0)
         log_event(st.stop == WAL_STOP_NONE ? LOG_INFO : LOG_WARN, "replay",
                   "records=%llu from_lsn=%llu took_ms=%.1f stop=%s segment=%s offset=%llu",
-                  (unsigned long long)in->replayed, (unsigned long long)entities_checkpoint_lsn(in->ents) + 1,
+                  (unsigned long long)in->replayed, (unsigned long long)replay_from(in),
                   (clock_mono_s() - t0) * 1000, wal_stop_name(st.stop), st.stop_segment[0] ? st.stop_segment : "-",
                   (unsigned long long)st.stop_offset);
     return rc;
 }
 
-int ingest_open(const struct cb_config *cfg, entities *ents, ingest **out, cb_error *err)
+int ingest_open(const struct cb_config *cfg, entities *ents, series *history, ingest **out, cb_error *err)
 {
     ingest *in = calloc(1, sizeof *in);
     if (!in)
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
     in->cfg = cfg;
     in->ents = ents;
+    in->series = history;
+    in->apply_state = 1;
     in->st = entities_state(ents);
     in->names = entities_dict(ents);
     pthread_mutex_init(&in->lp_lock, NULL);

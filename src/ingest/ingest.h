@@ -23,6 +23,7 @@
 #include "entity/entity.h"
 #include "ingest/batch.h"
 #include "ingest/writer.h"
+#include "series/series.h"
 
 #include <jansson.h>
 
@@ -31,8 +32,10 @@
 typedef struct ingest ingest;
 
 /* Opens DATA_DIR/wal, replays what the last checkpoint does not hold into
- * the state, and starts the writer thread. ents is borrowed. */
-int ingest_open(const struct cb_config *cfg, entities *ents, ingest **out, cb_error *err);
+ * the state and what the series head lost into history, and starts the
+ * writer thread. Every numeric reading applied also goes to history; each
+ * checkpoint flushes its closed chunks. ents and history are borrowed. */
+int ingest_open(const struct cb_config *cfg, entities *ents, series *history, ingest **out, cb_error *err);
 /* Stops the writer after it has committed and applied everything queued,
  * checkpoints, closes the WAL. NULL-safe. */
 void ingest_close(ingest *in);

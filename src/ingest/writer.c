@@ -129,9 +129,10 @@ static void checkpoint(writer *w)
         return;
     cb_error err;
     double t0 = clock_mono_s();
-    int rc = w->opt.checkpoint(w->opt.ctx, w->last_lsn, &err);
+    uint64_t trim = w->last_lsn;
+    int rc = w->opt.checkpoint(w->opt.ctx, w->last_lsn, &trim, &err);
     if (rc == 0)
-        rc = wal_checkpoint(w->opt.wal, w->last_lsn, &err);
+        rc = wal_checkpoint(w->opt.wal, trim, &err);
     double took = clock_mono_s() - t0;
     if (rc != 0) {
         log_event(LOG_ERROR, "checkpoint", "error=%s msg=\"%s\"", cb_err_name(rc), err.message);

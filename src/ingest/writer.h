@@ -30,8 +30,10 @@ struct writer_options {
     int checkpoint_interval_s;
     /* Applies one committed record (lsn) to the state. */
     int (*apply)(void *ctx, uint64_t lsn, const void *payload, size_t len);
-    /* Stores the state as of lsn; afterwards the WAL up to lsn may go. */
-    int (*checkpoint)(void *ctx, uint64_t lsn, cb_error *err);
+    /* Stores the state as of lsn and sets *trim_lsn (preset to lsn) to how far
+     * the WAL may go: lower when something still needs older records replayed
+     * after a crash (the open chunks of the series head). */
+    int (*checkpoint)(void *ctx, uint64_t lsn, uint64_t *trim_lsn, cb_error *err);
     void *ctx;
 };
 

@@ -1,6 +1,8 @@
 /* migrations — see migrations.h. */
 #include "store/migrations.h"
 
+#include "series/series.h"
+
 const struct migration migrations[] = {
     {1, "principals: API keys stored as Argon2id hashes",
      "CREATE TABLE api_key ("
@@ -42,6 +44,7 @@ const struct migration migrations[] = {
      "  no INTEGER PRIMARY KEY, readings INTEGER NOT NULL, last_seen INTEGER NOT NULL"
      ") STRICT;"
      "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"},
+    {3, "history: series ids, compressed chunks, hourly rollups", series_schema_sql},
 };
 
 const int migration_count = (int)(sizeof migrations / sizeof migrations[0]);

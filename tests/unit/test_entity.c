@@ -36,6 +36,7 @@ struct city {
     state *st;
     entities *ents;
     ingest *in;
+    series *hist;
 };
 
 static char template_dir[64];
@@ -71,7 +72,9 @@ static int city_open(struct city *c, int with_ingest)
     if (rc == 0)
         rc = entities_open(c->db, c->st, c->names, c->rs, &c->ents, &err);
     if (rc == 0 && with_ingest)
-        rc = ingest_open(&c->cfg, c->ents, &c->in, &err);
+        rc = series_open(c->db, &c->hist, &err);
+    if (rc == 0 && with_ingest)
+        rc = ingest_open(&c->cfg, c->ents, c->hist, &c->in, &err);
     if (rc != 0)
         fprintf(stderr, "  opening the city in %s: %s\n", c->dir, err.message);
     CHECK_INT(rc, 0);
@@ -81,6 +84,8 @@ static int city_open(struct city *c, int with_ingest)
 static void city_close(struct city *c)
 {
     ingest_close(c->in);
+    series_close(c->hist);
+    c->hist = NULL;
     entities_close(c->ents);
     state_destroy(c->st);
     dict_close(c->names);
