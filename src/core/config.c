@@ -71,6 +71,11 @@ static const struct option_def options[] = {
      "and MQTT slows down, so memory stays bounded."},
     {"checkpoint_interval", OPT_SECONDS, F(checkpoint_interval), "60", 1, 86400, NULL,
      "Seconds between checkpoints that store the live state in SQLite and trim the WAL."},
+    {"history_raw_days", OPT_INT, F(history_raw_days), "365", 0, 36500, NULL,
+     "Days raw history (every reading) is kept; 0 keeps it forever, else at least 1. Deleted a "
+     "bounded batch at a time after each checkpoint, so ingest never stalls on it."},
+    {"history_rollup_days", OPT_INT, F(history_rollup_days), "0", 0, 36500, NULL,
+     "Days the hourly rollups are kept; 0 keeps them forever. Usually longer than raw history."},
     {"mqtt", OPT_ENUM, F(mqtt), "on", 0, 0, mqtt_choices,
      "on: subscribe to city/+/telemetry on the MQTT broker (connecting in the background, "
      "retrying while it is away); off: no MQTT."},

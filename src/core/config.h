@@ -32,6 +32,8 @@ struct cb_config {
     long long max_batch_readings;
     long long ingest_queue; /* readings waiting for the writer */
     int checkpoint_interval; /* seconds */
+    int history_raw_days;   /* 0: forever */
+    int history_rollup_days; /* 0: forever */
     int mqtt;               /* 1: subscribe to the broker (option mqtt on|off) */
     char mqtt_host[256];
     int mqtt_port;

@@ -773,6 +773,30 @@ static int replay_record(void *ctx, uint64_t lsn, const void *payload, size_t le
     return rc;
 }
 
+/* One retention rule for the whole city for now (per-type rules come with the
+ * rules engine's configuration). */
+static void history_keep(void *arg, uint32_t entity, uint16_t attr, struct series_keep *keep)
+{
+    const struct cb_config *cfg = arg;
+    (void)entity;
+    (void)attr;
+    keep->raw_ms = (int64_t)cfg->history_raw_days * 86400000LL;
+    keep->rollup_ms = (int64_t)cfg->history_rollup_days * 86400000LL;
+}
+
+/* A bounded step of retention; a failure is logged, never fails the checkpoint. */
+static void history_retention(ingest *in)
+{
+    uint64_t deleted = 0;
+    int wrapped = 0;
+    cb_error err;
+    if (series_retention(in->series, in->ckpt_db, clock_now_ms(), history_keep, (void *)in->cfg, &deleted, &wrapped,
+                         &err) != 0)
+        log_event(LOG_WARN, "retention", "error=%s msg=\"%s\"", cb_err_name(err.code), err.message);
+    else if (deleted)
+        log_event(LOG_INFO, "retention", "deleted_rows=%llu", (unsigned long long)deleted);
+}
+
 /* Closed chunks first, then the state; the WAL keeps what the series head's
  * open chunks still need after a crash. */
 static int checkpoint(void *ctx, uint64_t lsn, uint64_t *trim_lsn, cb_error *err)
@@ -784,6 +808,8 @@ static int checkpoint(void *ctx, uint64_t lsn, uint64_t *trim_lsn, cb_error *err
     uint64_t keep = series_replay_lsn(in->series);
     if (keep && keep - 1 < *trim_lsn)
         *trim_lsn = keep - 1;
+    if (rc == 0)
+        history_retention(in);
     return rc;
 }
 
