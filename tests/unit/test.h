@@ -7,10 +7,12 @@
 #ifndef CB_TEST_H
 #define CB_TEST_H
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int test_failed_checks_;
 
@@ -43,6 +45,34 @@ static int test_failed_checks_;
             test_failed_checks_++;                                                   \
         }                                                                            \
     } while (0)
+
+/* A fresh temporary directory; dir holds at least 32 bytes. Exits on failure:
+ * a test without its directory cannot say anything. */
+static inline void test_make_dir(char *dir)
+{
+    strcpy(dir, "/tmp/cb_test.XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+}
+
+/* Removes a flat directory made by test_make_dir and the files in it. */
+static inline void test_remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[512];
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
 
 typedef void (*test_fn)(void);
 struct test_case {

@@ -9,31 +9,6 @@
 #include <pthread.h>
 #include <unistd.h>
 
-static void make_dir(char *dir)
-{
-    strcpy(dir, "/tmp/test_dict.XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        exit(2);
-    }
-}
-
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[512];
-    while (d && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
-
 static dict *open_dict(const char *dir)
 {
     dict *d = NULL;
@@ -61,7 +36,7 @@ static uint16_t id_of(dict *d, enum dict_kind k, const char *name)
 TEST(test_ids_from_one_per_kind)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     dict *d = open_dict(dir);
     for (int k = 0; k < DICT_KIND_COUNT; k++)
         CHECK_INT(dict_count(d, (enum dict_kind)k), 0);
@@ -88,13 +63,13 @@ TEST(test_ids_from_one_per_kind)
     CHECK_INT(id_of(d, DICT_ATTR, "PM25"), 3);
     dict_close(d);
     dict_close(NULL);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST(test_persisted_across_reopen)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     dict *d = open_dict(dir);
     CHECK_INT(id_of(d, DICT_TYPE, "Streetlight"), 1);
     CHECK_INT(id_of(d, DICT_TYPE, "Vehicle"), 2);
@@ -118,7 +93,7 @@ TEST(test_persisted_across_reopen)
     CHECK_STR(dict_name(d, DICT_ATTR, 2), "heading");
     CHECK_INT(dict_count(d, DICT_TYPE), 3);
     dict_close(d);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST(test_name_validation)
@@ -142,7 +117,7 @@ TEST(test_name_validation)
     CHECK(!dict_name_valid("\xff"));
 
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     dict *d = open_dict(dir);
     const char *bad[] = {"", n65, "a b", "温度", "x;DROP TABLE dict", "a\nb"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -161,13 +136,13 @@ TEST(test_name_validation)
     d = open_dict(dir); /* and nothing invalid came back from the database */
     CHECK_INT(dict_count(d, DICT_ATTR), 1);
     dict_close(d);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST(test_lookup_without_create)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     dict *d = open_dict(dir);
     cb_error err;
     uint16_t id = 5;
@@ -185,14 +160,14 @@ TEST(test_lookup_without_create)
     CHECK_INT(dict_id(d, DICT_TYPE, "Ghost", 0, &id, "type", &err), 0);
     CHECK_INT(id, 1);
     dict_close(d);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST(test_many_names_round_trip)
 {
     enum { N = 5000 };
     char dir[64], name[32];
-    make_dir(dir);
+    test_make_dir(dir);
     dict *d = open_dict(dir);
     int bad = 0;
     for (int i = 0; i < N; i++) {
@@ -221,7 +196,7 @@ TEST(test_many_names_round_trip)
     CHECK_INT(bad, 0);
     CHECK_INT(dict_count(d, DICT_TYPE), 0);
     dict_close(d);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 enum { THREADS = 4, PER_THREAD = 300, OVERLAP_SPAN = 600 };
@@ -258,7 +233,7 @@ static void *create_names(void *arg)
 TEST(test_threads_get_consistent_ids)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     dict *d = open_dict(dir);
     static struct worker w[THREADS];
     pthread_t th[THREADS];
@@ -300,7 +275,7 @@ TEST(test_threads_get_consistent_ids)
     }
     CHECK_INT(bad, 0);
     dict_close(d);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST(test_open_fails_cleanly)

@@ -126,31 +126,6 @@ static uint64_t replay_check(wal *w, uint64_t from_lsn, size_t max, struct wal_r
     return c.n;
 }
 
-static void make_dir(char *dir)
-{
-    strcpy(dir, "/tmp/test_wal.XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        exit(2);
-    }
-}
-
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[512];
-    while (d && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
-
 static int count_suffix(const char *dir, const char *suffix)
 {
     DIR *d = opendir(dir);
@@ -249,7 +224,7 @@ static int64_t mono_ms(void)
 TEST(test_round_trip_across_rotations)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     uint64_t seed = 1;
     wal *w = open_wal(dir, WAL_FSYNC_EVERYSEC, 16 << 10);
     CHECK_INT(wal_next_lsn(w), 1);
@@ -285,13 +260,13 @@ TEST(test_round_trip_across_rotations)
     w = open_wal(dir, WAL_FSYNC_EVERYSEC, 16 << 10);
     CHECK_INT(replay_check(w, 1, 600, NULL), 3100);
     wal_close(w);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST(test_from_lsn_filters)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     uint64_t seed = 2;
     wal *w = open_wal(dir, WAL_FSYNC_OFF, 4096);
     CHECK_INT(write_records(w, 500, 200, 5, &seed), 0);
@@ -305,7 +280,7 @@ TEST(test_from_lsn_filters)
     CHECK_INT(replay_check(w, 1, 200, NULL), 500);
     CHECK_INT(replay_check(w, 0, 200, NULL), 500);
     wal_close(w);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 static int abort_at_ten(void *arg, uint64_t lsn, const void *payload, size_t len)
@@ -319,7 +294,7 @@ static int abort_at_ten(void *arg, uint64_t lsn, const void *payload, size_t len
 TEST(test_callback_aborts_replay)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     uint64_t seed = 3, last = 0;
     wal *w = open_wal(dir, WAL_FSYNC_OFF, 0);
     CHECK_INT(write_records(w, 50, 100, 7, &seed), 0);
@@ -328,7 +303,7 @@ TEST(test_callback_aborts_replay)
     CHECK_INT(last, 10);
     CHECK_INT(st.records, 9);
     wal_close(w);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 /* Cuts the last record at every byte: everything before it survives and the
@@ -336,7 +311,7 @@ TEST(test_callback_aborts_replay)
 TEST(test_torn_tail_at_every_offset)
 {
     char dir[64], path[512];
-    make_dir(dir);
+    test_make_dir(dir);
     uint64_t seed = 4;
     wal *w = open_wal(dir, WAL_FSYNC_OFF, 0);
     CHECK_INT(write_records(w, 20, 60, 3, &seed), 0);
@@ -346,7 +321,7 @@ TEST(test_torn_tail_at_every_offset)
     unsigned char *image = read_all(path, &size);
     CHECK(image != NULL);
     if (!image) {
-        remove_dir(dir);
+        test_remove_dir(dir);
         return;
     }
     CHECK_INT(record_offsets(image, size, offs, 32), 20);
@@ -376,7 +351,7 @@ TEST(test_torn_tail_at_every_offset)
     CHECK_INT(failures, 0);
     CHECK_INT(count_suffix(dir, ".corrupt"), 0); /* an unfinished write leaves no copy */
     free(image);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 /* A flipped payload bit in the middle of the only segment: replay stops at
@@ -384,7 +359,7 @@ TEST(test_torn_tail_at_every_offset)
 TEST(test_flipped_bit_stops_replay)
 {
     char dir[64], path[512];
-    make_dir(dir);
+    test_make_dir(dir);
     uint64_t seed = 5;
     wal *w = open_wal(dir, WAL_FSYNC_OFF, 0);
     CHECK_INT(write_records(w, 200, 300, 10, &seed), 0);
@@ -393,7 +368,7 @@ TEST(test_flipped_bit_stops_replay)
     size_t size, offs[256];
     unsigned char *image = read_all(path, &size);
     if (!image) {
-        remove_dir(dir);
+        test_remove_dir(dir);
         return;
     }
     CHECK_INT(record_offsets(image, size, offs, 256), 200);
@@ -423,7 +398,7 @@ TEST(test_flipped_bit_stops_replay)
     CHECK_INT(st.stop, WAL_STOP_NONE);
     wal_close(w);
     free(image);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 /* A flipped bit in an early segment: the later segments are renamed aside,
@@ -431,7 +406,7 @@ TEST(test_flipped_bit_stops_replay)
 TEST(test_corruption_sets_later_segments_aside)
 {
     char dir[64], path[512];
-    make_dir(dir);
+    test_make_dir(dir);
     uint64_t seed = 6, firsts[64];
     wal *w = open_wal(dir, WAL_FSYNC_OFF, 4096);
     CHECK_INT(write_records(w, 200, 200, 4, &seed), 0);
@@ -439,7 +414,7 @@ TEST(test_corruption_sets_later_segments_aside)
     int nseg = list_segments(dir, firsts, 64);
     CHECK(nseg >= 6);
     if (nseg < 6) {
-        remove_dir(dir);
+        test_remove_dir(dir);
         return;
     }
     seg_path(path, sizeof path, dir, firsts[1]);
@@ -449,7 +424,7 @@ TEST(test_corruption_sets_later_segments_aside)
     seg_path(later, sizeof later, dir, firsts[nseg - 1]);
     unsigned char *later_image = read_all(later, &later_size);
     if (!image || !later_image) {
-        remove_dir(dir);
+        test_remove_dir(dir);
         return;
     }
     int n = record_offsets(image, size, offs, 64);
@@ -481,7 +456,7 @@ TEST(test_corruption_sets_later_segments_aside)
     free(image);
     free(later_image);
     free(aside_image);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 /* An intact record at the wrong place (copied over its successor) has a
@@ -489,7 +464,7 @@ TEST(test_corruption_sets_later_segments_aside)
 TEST(test_misplaced_record_is_caught)
 {
     char dir[64], path[512];
-    make_dir(dir);
+    test_make_dir(dir);
     wal *w = open_wal(dir, WAL_FSYNC_OFF, 0);
     unsigned char p[32] = {0};
     for (int i = 0; i < 10; i++)
@@ -500,7 +475,7 @@ TEST(test_misplaced_record_is_caught)
     size_t size;
     unsigned char *image = read_all(path, &size);
     if (!image) {
-        remove_dir(dir);
+        test_remove_dir(dir);
         return;
     }
     CHECK_INT(size, 10 * 48);
@@ -516,14 +491,14 @@ TEST(test_misplaced_record_is_caught)
     CHECK_INT(wal_next_lsn(w), 6);
     wal_close(w);
     free(image);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 /* A header claiming more than WAL_MAX_PAYLOAD stops replay without reading on. */
 TEST(test_bad_length_is_caught)
 {
     char dir[64], path[512];
-    make_dir(dir);
+    test_make_dir(dir);
     uint64_t seed = 7;
     wal *w = open_wal(dir, WAL_FSYNC_OFF, 0);
     CHECK_INT(write_records(w, 10, 100, 3, &seed), 0);
@@ -532,7 +507,7 @@ TEST(test_bad_length_is_caught)
     size_t size, offs[16];
     unsigned char *image = read_all(path, &size);
     if (!image) {
-        remove_dir(dir);
+        test_remove_dir(dir);
         return;
     }
     record_offsets(image, size, offs, 16);
@@ -546,7 +521,7 @@ TEST(test_bad_length_is_caught)
     CHECK_INT(wal_next_lsn(w), 4);
     wal_close(w);
     free(image);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 /* A segment deleted by hand leaves a gap: the log ends before it and the
@@ -554,7 +529,7 @@ TEST(test_bad_length_is_caught)
 TEST(test_missing_segment_ends_log)
 {
     char dir[64], path[512];
-    make_dir(dir);
+    test_make_dir(dir);
     uint64_t seed = 8, firsts[64];
     wal *w = open_wal(dir, WAL_FSYNC_OFF, 4096);
     CHECK_INT(write_records(w, 150, 200, 4, &seed), 0);
@@ -562,7 +537,7 @@ TEST(test_missing_segment_ends_log)
     int nseg = list_segments(dir, firsts, 64);
     CHECK(nseg >= 4);
     if (nseg < 4) {
-        remove_dir(dir);
+        test_remove_dir(dir);
         return;
     }
     seg_path(path, sizeof path, dir, firsts[2]);
@@ -580,20 +555,20 @@ TEST(test_missing_segment_ends_log)
     w = open_wal(dir, WAL_FSYNC_OFF, 4096);
     CHECK_INT(replay_check(w, 1, 200, NULL), firsts[2] - 1 + 10);
     wal_close(w);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST(test_checkpoint_deletes_old_segments_only)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     uint64_t seed = 9, firsts[64];
     wal *w = open_wal(dir, WAL_FSYNC_OFF, 4096);
     CHECK_INT(write_records(w, 200, 200, 4, &seed), 0);
     int nseg = list_segments(dir, firsts, 64);
     CHECK(nseg >= 6);
     if (nseg < 6) {
-        remove_dir(dir);
+        test_remove_dir(dir);
         return;
     }
     /* one lsn short of covering segment 2: only segments 0 and 1 may go */
@@ -621,7 +596,7 @@ TEST(test_checkpoint_deletes_old_segments_only)
     CHECK_INT(wal_next_lsn(w), 201);
     CHECK_INT(replay_check(w, 0, 200, NULL), 200 - firsts[nseg - 1] + 1);
     wal_close(w);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 /* Disk full, simulated with RLIMIT_FSIZE (write fails with EFBIG): the
@@ -629,7 +604,7 @@ TEST(test_checkpoint_deletes_old_segments_only)
 TEST(test_storage_full_and_recovery)
 {
     char dir[64], path[512];
-    make_dir(dir);
+    test_make_dir(dir);
     uint64_t seed = 10;
     wal *w = open_wal(dir, WAL_FSYNC_ALWAYS, 0);
     CHECK_INT(write_records(w, 10, 100, 10, &seed), 0);
@@ -670,13 +645,13 @@ TEST(test_storage_full_and_recovery)
     CHECK_INT(replay_check(w, 1, 100, &st), 111);
     CHECK_INT(st.stop, WAL_STOP_NONE);
     wal_close(w);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST(test_group_commit_and_fsync_policies)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     struct wal_stats ws;
     wal *w = open_wal(dir, WAL_FSYNC_ALWAYS, 0);
     for (int i = 0; i < 1000; i++)
@@ -720,7 +695,7 @@ TEST(test_group_commit_and_fsync_policies)
     CHECK_INT(ws.fsyncs, 0);
     CHECK_INT(replay_check(w, 1, 100, NULL), 1003);
     wal_close(w);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 static int limits_record(void *arg, uint64_t lsn, const void *payload, size_t len)
@@ -735,7 +710,7 @@ static int limits_record(void *arg, uint64_t lsn, const void *payload, size_t le
 TEST(test_rollback_drops_uncommitted)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     wal *w = open_wal(dir, WAL_FSYNC_OFF, 0);
     CHECK_INT(append_gen(w, 100), 0);
     CHECK_INT(wal_commit(w, NULL), 0);
@@ -754,7 +729,7 @@ TEST(test_rollback_drops_uncommitted)
     CHECK_INT(replay_check(w, 1, 100, NULL), 2);
     CHECK_INT(wal_next_lsn(w), 3);
     wal_close(w);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 /* Over-long payloads are refused; empty and maximum-size ones round trip,
@@ -762,7 +737,7 @@ TEST(test_rollback_drops_uncommitted)
 TEST(test_payload_limits)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     wal *w = open_wal(dir, WAL_FSYNC_OFF, 1 << 20);
     cb_error err;
     static const unsigned char one[1] = {0x5a};
@@ -778,7 +753,7 @@ TEST(test_payload_limits)
     CHECK(big != NULL);
     if (!big) {
         wal_close(w);
-        remove_dir(dir);
+        test_remove_dir(dir);
         return;
     }
     payload_fill(2, big, WAL_MAX_PAYLOAD);
@@ -795,13 +770,13 @@ TEST(test_payload_limits)
     CHECK_INT(wal_replay(w, 1, limits_record, &ok, NULL, NULL), 0);
     CHECK_INT(ok, 3);
     wal_close(w);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST(test_foreign_files_and_bad_options)
 {
     char dir[64], path[512];
-    make_dir(dir);
+    test_make_dir(dir);
     const char *foreign[] = {"notes.txt", "wal-XYZ.log", "wal-0000000000000000.log",
                              "wal-0000000000000001.log.corrupt", "wal-000000000000000A.log"};
     for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
@@ -832,7 +807,7 @@ TEST(test_foreign_files_and_bad_options)
     unlink(path);
     snprintf(path, sizeof path, "%s/sub", dir);
     rmdir(path);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 /* ---- kill -9 ------------------------------------------------------------ */
@@ -890,7 +865,7 @@ static uint64_t crash_once(const char *dir, enum wal_fsync f, uint64_t *seed)
 TEST(test_kill9_loses_no_acknowledged_write)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     uint64_t seed = 12, acked_max = 0;
     int lost = 0, bad = 0;
     for (int round = 0; round < 24; round++) {
@@ -912,7 +887,7 @@ TEST(test_kill9_loses_no_acknowledged_write)
     CHECK_INT(lost, 0);
     CHECK_INT(bad, 0);
     CHECK(acked_max > 24);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST_MAIN(test_round_trip_across_rotations, test_from_lsn_filters, test_callback_aborts_replay,

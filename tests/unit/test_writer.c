@@ -22,31 +22,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void make_dir(char *dir)
-{
-    strcpy(dir, "/tmp/test_writer.XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        exit(2);
-    }
-}
-
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[512];
-    while (d && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
-}
-
 static wal *open_wal(const char *dir, uint64_t segment_bytes)
 {
     struct wal_options opt = {WAL_FSYNC_ALWAYS, segment_bytes};
@@ -291,7 +266,7 @@ TEST(test_done_once_after_wal_and_apply)
 {
     enum { N = 20 };
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     static struct ctx c;
     static struct sub s[N];
     ctx_init(&c, open_wal(dir, 0));
@@ -337,7 +312,7 @@ TEST(test_done_once_after_wal_and_apply)
     }
     CHECK_INT(r.next, N + 1);
     ctx_destroy(&c);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 enum { THREADS = 3, PER_THREAD = 200 };
@@ -373,7 +348,7 @@ static void *submit_many(void *arg)
 TEST(test_group_commit_from_three_threads)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     static struct ctx c;
     static struct submitter t[THREADS];
     ctx_init(&c, open_wal(dir, 0));
@@ -422,13 +397,13 @@ TEST(test_group_commit_from_three_threads)
             bad += r.count[i * 1000 + k] != 1 || r.lsn[i * 1000 + k] != c.applied_lsn[i * 1000 + k];
     CHECK_INT(bad, 0);
     ctx_destroy(&c);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST(test_backpressure)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     static struct ctx c;
     static struct sub s[8];
     ctx_init(&c, open_wal(dir, 0));
@@ -470,7 +445,7 @@ TEST(test_backpressure)
     CHECK_INT(r.count[4], 0);
     CHECK_INT(r.count[1] + r.count[2] + r.count[3] + r.count[5], 4);
     ctx_destroy(&c);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 static int count_segments(const char *dir)
@@ -489,7 +464,7 @@ TEST(test_checkpoint_trims_the_wal)
 {
     enum { N = 60 };
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     static struct ctx c;
     static struct sub s[N];
     ctx_init(&c, open_wal(dir, 1024)); /* ~2 batches per segment */
@@ -552,7 +527,7 @@ TEST(test_checkpoint_trims_the_wal)
     CHECK_INT(r.count[1], 0); /* checkpointed away */
     CHECK_INT(r.count[109], 1); /* the current segment stays */
     ctx_destroy(&c);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 struct stopper {
@@ -569,7 +544,7 @@ TEST(test_stop_drains_the_queue)
 {
     enum { N = 30 };
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     static struct ctx c;
     static struct sub s[N + 1];
     ctx_init(&c, open_wal(dir, 0));
@@ -608,7 +583,7 @@ TEST(test_stop_drains_the_queue)
         CHECK_INT(r.count[i], 1);
     CHECK_INT(r.count[N + 1], 0);
     ctx_destroy(&c);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 static long segment_size(const char *dir)
@@ -633,7 +608,7 @@ static long segment_size(const char *dir)
 TEST(test_storage_full_fails_batches_then_recovers)
 {
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     static struct ctx c;
     static struct sub s[6];
     ctx_init(&c, open_wal(dir, 0));
@@ -691,14 +666,14 @@ TEST(test_storage_full_fails_batches_then_recovers)
     CHECK_INT(r.count[5], 1);
     CHECK_INT(r.next, 4);
     ctx_destroy(&c);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST(test_start)
 {
     log_set_level(LOG_WARN); /* no checkpoint chatter */
     char dir[64];
-    make_dir(dir);
+    test_make_dir(dir);
     static struct ctx c;
     ctx_init(&c, open_wal(dir, 0));
     writer *w = start(&c, 10, 3600);
@@ -709,7 +684,7 @@ TEST(test_start)
     CHECK_INT(c.nckpt, 0);
     wal_close(c.wal);
     ctx_destroy(&c);
-    remove_dir(dir);
+    test_remove_dir(dir);
 }
 
 TEST_MAIN(test_start, test_done_once_after_wal_and_apply, test_group_commit_from_three_threads,
