@@ -74,9 +74,8 @@ static json_t *value_json(const struct state_value *v)
     }
 }
 
-json_t *entity__to_json(entities *e, uint32_t no, const struct state_entity *se, int64_t now_ms)
+json_t *entity__to_json(entities *e, const struct state_entity *se, int64_t now_ms)
 {
-    (void)no;
     char t[CLOCK_RFC3339_MAX], dcode[REGION_CODE_MAX], gcode[REGION_CODE_MAX];
     json_t *o = json_pack("{s:s, s:s?}", "id", se->id, "type", dict_name(e->names, DICT_TYPE, se->type));
     json_object_set_new(o, "location", isnan(se->lon) ? json_null() : json_pack("[f,f]", se->lon, se->lat));
@@ -479,7 +478,7 @@ int entity_get(entities *e, const char *id, json_t **out, cb_error *err)
     state_rdlock(e->st);
     uint32_t no = state_find(e->st, id);
     const struct state_entity *se = no == STATE_NONE ? NULL : state_get(e->st, no);
-    json_t *o = se ? entity__to_json(e, no, se, clock_now_ms()) : NULL;
+    json_t *o = se ? entity__to_json(e, se, clock_now_ms()) : NULL;
     state_unlock(e->st);
     if (!o)
         return cb_error_set(err, CB_ENOT_FOUND, "id", "no entity '%s'", id);

@@ -16,7 +16,7 @@ struct entities {
 #define ENTITY_DEFAULT_HEARTBEAT_S 600
 
 /* entity.c */
-json_t *entity__to_json(entities *e, uint32_t no, const struct state_entity *se, int64_t now_ms);
+json_t *entity__to_json(entities *e, const struct state_entity *se, int64_t now_ms);
 int entity__locate(entities *e, double lon, double lat, struct state_entity *meta);
 
 /* entity_persist.c */

@@ -272,7 +272,7 @@ int entity_list(entities *e, const struct entity_filter *f, json_t **out, cb_err
     json_t *list = json_array();
     size_t end = start + c.limit < n ? start + c.limit : n;
     for (size_t i = start; i < end; i++) {
-        json_t *o = entity__to_json(e, hits[i].no, state_get(e->st, hits[i].no), now);
+        json_t *o = entity__to_json(e, state_get(e->st, hits[i].no), now);
         if (c.near_given)
             json_object_set_new(o, "distance_m", json_real(round(hits[i].dist * 10) / 10));
         json_array_append_new(list, o);

@@ -9,6 +9,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "ingest/json_scan.h"
 #include "ingest/lineproto.h"
 
@@ -95,22 +96,6 @@ void ingest_report_free(struct ingest_report *r)
     r->errors = NULL;
 }
 
-/* Error texts quote the input cut at a byte limit, which can split a UTF-8
- * character (or quote raw line protocol bytes): jansson refuses such text, and
- * the error would vanish from the report. Non-ASCII bytes become '?' then. */
-static json_t *report_string(const char *text)
-{
-    json_t *j = json_string(text);
-    if (j)
-        return j;
-    char copy[CB_ERROR_MESSAGE_MAX];
-    snprintf(copy, sizeof copy, "%s", text);
-    for (char *ch = copy; *ch; ch++)
-        if ((unsigned char)*ch >= 0x80)
-            *ch = '?';
-    return json_string(copy);
-}
-
 static int report_full(const struct parse_ctx *c)
 {
     return json_array_size(c->rep->errors) >= INGEST_REPORT_MAX_ERRORS;
@@ -123,8 +108,8 @@ static void reject(struct parse_ctx *c, size_t index, size_t readings, const cb_
     if (!report_full(c))
         json_array_append_new(c->rep->errors,
                               json_pack("{s:I, s:o, s:s, s:o}", "index", (json_int_t)index, "field",
-                                        report_string(e->field), "code", cb_err_name(e->code), "message",
-                                        report_string(e->message)));
+                                        text_json(e->field), "code", cb_err_name(e->code), "message",
+                                        text_json(e->message)));
 }
 
 /* reject() naming the field only now: good readings never pay for the text. */
