@@ -7,11 +7,11 @@ OPT      ?= -O2
 SAN      ?=
 VERSION  := 0.1.0
 COMMIT   := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-PKGS     := libmicrohttpd jansson sqlite3 libsodium libmosquitto geos
+PKGS     := libmicrohttpd jansson sqlite3 libsodium libmosquitto geos libcurl
 
 CFLAGS   := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g $(OPT) $(SAN) \
             -Isrc -MMD -MP -DCB_VERSION='"$(VERSION)"' -DCB_COMMIT='"$(COMMIT)"'
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -ljansson -lsqlite3 -lsodium -lmosquitto -lgeos_c) -lpthread -lm
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lmicrohttpd -ljansson -lsqlite3 -lsodium -lmosquitto -lgeos_c -lcurl) -lpthread -lm
 LDFLAGS  := $(SAN)
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
@@ -25,7 +25,7 @@ SIM_SRC  := $(sort $(wildcard tools/citysim/*.c))
 SIM_OBJ  := $(SIM_SRC:%.c=$(BUILD)/%.o)
 SIM_LIBS := $(shell pkg-config --libs jansson libmosquitto 2>/dev/null || echo -ljansson -lmosquitto) -lm
 
-.PHONY: all deps run test unit valgrind replay integration asan fuzz bench clean
+.PHONY: all deps run test unit valgrind replay integration browser asan fuzz bench clean
 all: citybrain citysim
 
 deps:
@@ -65,7 +65,7 @@ run: deps citybrain citysim
 
 test: deps
 	$(MAKE) citybrain citysim
-	$(MAKE) unit valgrind replay integration
+	$(MAKE) unit valgrind replay integration browser
 
 unit: $(UNIT_BIN)
 	scripts/run-unit.sh $(UNIT_BIN)
@@ -79,6 +79,11 @@ replay: $(REPLAY_BIN)
 
 integration: $(BUILD)/citybrain $(BUILD)/citysim
 	CITYBRAIN_BIN=$(abspath $(BUILD)/citybrain) CITYSIM_BIN=$(abspath $(BUILD)/citysim) python3 -m unittest discover -s tests/integration -p 'test_*.py' -v
+
+# The dashboard and citizen page in headless Chromium (playwright-core);
+# screenshots in build/browser-artifacts/.
+browser: $(BUILD)/citybrain $(BUILD)/citysim
+	CITYBRAIN_BIN=$(abspath $(BUILD)/citybrain) CITYSIM_BIN=$(abspath $(BUILD)/citysim) node --test tests/browser/
 
 # AddressSanitizer + UBSan over the whole suite. A small quarantine: ASan otherwise
 # holds 256 MB of freed memory, which the memory-bound backpressure test would count.

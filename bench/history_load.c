@@ -10,15 +10,23 @@
  *
  * Modes (one key=value line on stdout; problems on stderr):
  *   lp      POST /api/v1/write?precision=ms batches of -b lines over -c
- *           keep-alive connections (connection j sends the series i, i mod c = j)
+ *           keep-alive connections (connection j sends the series i, i mod c = j);
+ *           with -f PREFIX the lines come from PREFIX.<j> (lpgen), so the
+ *           clock measures the server, not this generator (like COPY from a file)
+ *   lpgen   writes connection j's lines to -f PREFIX.<j>, j < -c
  *   csv     the readings as CSV "series,ts,value" on stdout (for COPY)
  *   sqlite  batched inserts (-b rows a transaction) into -f DB, schema of
  *           bench/history_pg.sql (WITHOUT ROWID)
  *   sqlq / pgq  time a query: -q SQL (-f DB or -u CONNINFO), -r runs; prints
  *           the median ms and the rows of the last run
+ *   cbq     time a citybrain query the way a client sees it: GET -q PATH over
+ *           one keep-alive HTTP connection (like libpq's one connection),
+ *           whole answer read; -r runs after one untimed warm-up; prints the
+ *           median ms and the bytes of the last answer (non-200: exit 1)
  * Exit status: 0, or 1 on a wrong answer. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -29,7 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -191,11 +201,113 @@ static int post(int fd, struct text *body, long want)
     }
 }
 
+/* GET path on fd, whole answer read into *body; returns the status or -1. */
+static int get(int fd, const char *path, struct text *body)
+{
+    char head[1024];
+    int hn = snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n\r\n",
+                      path, port, key);
+    if (hn >= (int)sizeof head || send_all(fd, head, (size_t)hn))
+        return -1;
+    body->len = 0;
+    size_t need = 0, start = 0;
+    for (;;) {
+        text_reserve(body, 65536);
+        ssize_t n = recv(fd, body->p + body->len, body->cap - body->len - 1, 0);
+        if (n <= 0)
+            return -1;
+        body->len += (size_t)n;
+        body->p[body->len] = 0;
+        if (!start) {
+            char *end = strstr(body->p, "\r\n\r\n"), *cl = strcasestr(body->p, "content-length:");
+            if (!end)
+                continue;
+            if (!cl || cl > end)
+                return -1;
+            start = (size_t)(end - body->p) + 4;
+            need = start + strtoul(cl + 15, NULL, 10);
+        }
+        if (body->len >= need)
+            return atoi(body->p + 9);
+    }
+}
+
 struct worker {
     pthread_t t;
     int id, failed;
     long long readings, bytes;
 };
+
+static int lp_line(struct text *body, long i, long m)
+{
+    text_reserve(body, 160);
+    int n = sprintf(body->p + body->len, "%s,id=urn:ngsi-ld:%s:bench-%07ld pm25=%.1f %lld\n", types[i % NTYPES],
+                    types[i % NTYPES], i, reading_value(i, m), reading_ts(i, m));
+    body->len += (size_t)n;
+    return n;
+}
+
+/* Connection w->id's pre-generated lines from PREFIX.<id>, -b a request. */
+static void *lp_file_worker(void *arg)
+{
+    struct worker *w = arg;
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%d", file, w->id);
+    int ffd = open(path, O_RDONLY);
+    struct stat st;
+    if (ffd < 0 || fstat(ffd, &st) != 0)
+        die(path);
+    const char *data = st.st_size ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, ffd, 0) : "";
+    if (data == MAP_FAILED)
+        die("mmap");
+    int fd = connect_server();
+    size_t at = 0, size = (size_t)st.st_size;
+    while (at < size && !w->failed) {
+        size_t end = at;
+        long lines = 0;
+        while (lines < batch && end < size) {
+            const char *nl = memchr(data + end, '\n', size - end);
+            end = nl ? (size_t)(nl - data) + 1 : size;
+            lines++;
+        }
+        struct text body = {(char *)data + at, end - at, end - at};
+        if (post(fd, &body, lines) != 0) {
+            w->failed = 1;
+            break;
+        }
+        w->readings += lines;
+        w->bytes += (long long)(end - at);
+        at = end;
+    }
+    close(fd);
+    if (size)
+        munmap((void *)data, size);
+    close(ffd);
+    return NULL;
+}
+
+static int mode_lpgen(void)
+{
+    FILE *out[64];
+    for (int j = 0; j < conns; j++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s.%d", file, j);
+        if (!(out[j] = fopen(path, "w")))
+            die(path);
+    }
+    struct text line = {0};
+    for (long m = 0; m < minutes(); m++)
+        for (long i = 0; i < nseries; i++) {
+            line.len = 0;
+            lp_line(&line, i, m);
+            fwrite(line.p, 1, line.len, out[i % conns]);
+        }
+    int bad = 0;
+    for (int j = 0; j < conns; j++)
+        bad |= fclose(out[j]) != 0;
+    free(line.p);
+    return bad;
+}
 
 static void *lp_worker(void *arg)
 {
@@ -205,10 +317,7 @@ static void *lp_worker(void *arg)
     long lines = 0;
     for (long m = 0; m < minutes() && !w->failed; m++)
         for (long i = w->id; i < nseries; i += conns) {
-            text_reserve(&body, 160);
-            body.len += (size_t)sprintf(body.p + body.len, "%s,id=urn:ngsi-ld:%s:bench-%07ld pm25=%.1f %lld\n",
-                                        types[i % NTYPES], types[i % NTYPES], i, reading_value(i, m),
-                                        reading_ts(i, m));
+            lp_line(&body, i, m);
             if (++lines == batch || (m == minutes() - 1 && i + conns >= nseries)) {
                 if (post(fd, &body, lines) != 0) {
                     w->failed = 1;
@@ -231,7 +340,7 @@ static int mode_lp(void)
     double t0 = now_s();
     for (int j = 0; j < conns; j++) {
         ws[j].id = j;
-        pthread_create(&ws[j].t, NULL, lp_worker, &ws[j]);
+        pthread_create(&ws[j].t, NULL, file ? lp_file_worker : lp_worker, &ws[j]);
     }
     long long readings = 0, bytes = 0;
     int failed = 0;
@@ -371,10 +480,32 @@ static int mode_query(int pg)
     return 0;
 }
 
+static int mode_cbq(void)
+{
+    double t[64];
+    struct text body = {0};
+    int fd = connect_server(), status = get(fd, query, &body); /* warm-up, and the answer must be right */
+    if (status != 200) {
+        fprintf(stderr, "history_load: GET %s: status %d: %.300s\n", query, status, body.p ? body.p : "");
+        return 1;
+    }
+    for (int r = 0; r < runs && r < 64; r++) {
+        double t0 = now_s();
+        if (get(fd, query, &body) != 200)
+            return 1;
+        t[r] = (now_s() - t0) * 1000;
+    }
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    printf("ms=%.3f bytes=%zu\n", t[runs / 2], body.len);
+    close(fd);
+    free(body.p);
+    return 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: history_load [-n series] [-D days] -s START_MS [-p port] [-k key] [-c conns] [-b batch]\n"
-                    "                    [-f file] [-q sql] [-u conninfo] [-r runs] lp|csv|sqlite|sqlq|pgq\n");
+                    "                    [-f file] [-q sql] [-u conninfo] [-r runs] lp|lpgen|csv|sqlite|sqlq|pgq|cbq\n");
     exit(2);
 }
 
@@ -396,12 +527,14 @@ int main(int argc, char **argv)
         case 'r': runs = atoi(optarg); break;
         default: usage();
         }
-    if (optind != argc - 1 || nseries <= 0 || days <= 0 || conns <= 0 || batch <= 0 || runs <= 0)
+    if (optind != argc - 1 || nseries <= 0 || days <= 0 || conns <= 0 || conns > 64 || batch <= 0 || runs <= 0 || runs > 64)
         usage();
     const char *mode = argv[optind];
     workload_init();
     if (!strcmp(mode, "lp"))
         return mode_lp();
+    if (!strcmp(mode, "lpgen") && file)
+        return mode_lpgen();
     if (!strcmp(mode, "csv"))
         return mode_csv();
     if (!strcmp(mode, "sqlite") && file)
@@ -410,5 +543,7 @@ int main(int argc, char **argv)
         return mode_query(0);
     if (!strcmp(mode, "pgq") && conninfo && query)
         return mode_query(1);
+    if (!strcmp(mode, "cbq") && query)
+        return mode_cbq();
     usage();
 }

@@ -15,6 +15,8 @@
  *   disk    write(2) the line-protocol bodies to -f FILE for -d seconds with an
  *           fsync once a second from another thread (the WAL's everysec ceiling)
  *
+ * -R paces lp/json to a rate (bench/alarm_latency.sh: a steady background).
+ *
  * Each connection owns its own slice of entities (bodies k with k mod c = j),
  * and every pass over its bodies moves their timestamps one second forward, so
  * each entity sees increasing times, as from a real device.
@@ -52,6 +54,7 @@ struct opts {
     int port, conns, batch_readings, bulk;
     double seconds, warmup;
     long entities;
+    double rate;           /* readings/s over all connections; 0: as fast as it goes */
 };
 static struct opts o = {.host = "127.0.0.1", .port = 8080, .conns = 4, .batch_readings = 5000,
                         .bulk = 10000, .seconds = 10, .warmup = 1, .entities = 100000};
@@ -398,7 +401,13 @@ static void *run_load(void *arg)
     int fd = -1;
     int64_t ts = 0;
     size_t i = 0;
+    double t_start = now_s(), sent = 0; /* for -R: readings sent by this connection */
     while (!atomic_load(&stopping) && w->nreqs) {
+        if (o.rate > 0) { /* paced: never ahead of rate/conns readings a second */
+            double ahead = t_start + sent / (o.rate / o.conns) - now_s();
+            if (ahead > 0)
+                usleep((useconds_t)(ahead * 1e6));
+        }
         struct request *rq = &w->reqs[i];
         if (i == 0 && w->reqs[0].nts) { /* a new pass: one second later */
             ts = ts ? ts + 1000 : (int64_t)time(NULL) * 1000 - 86400000;
@@ -406,6 +415,7 @@ static void *run_load(void *arg)
                 set_ts(&w->reqs[k], ts);
         }
         int rc = exchange(w, &fd, buf, rq, "\"accepted\"");
+        sent += rq->readings;
         if (atomic_load(&counting)) {
             w->requests++;
             if (rc > 0)
@@ -520,6 +530,7 @@ static void usage(void)
             "  -n N      entities urn:ngsi-ld:<Type>:bench-NNNNNNN (100000)\n"
             "  -r N      readings per batch (5000)\n"
             "  -B N      entities per bulk create request (10000)\n"
+            "  -R N      lp/json: at most N readings/s over all connections (0: unpaced)\n"
             "  -f FILE   the file of the disk mode\n");
     exit(2);
 }
@@ -527,7 +538,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     int c;
-    while ((c = getopt(argc, argv, "H:p:k:c:d:w:n:r:B:f:")) != -1) {
+    while ((c = getopt(argc, argv, "H:p:k:c:d:w:n:r:B:f:R:")) != -1) {
         switch (c) {
         case 'H': o.host = optarg; break;
         case 'p': o.port = atoi(optarg); break;
@@ -539,6 +550,7 @@ int main(int argc, char **argv)
         case 'r': o.batch_readings = atoi(optarg); break;
         case 'B': o.bulk = atoi(optarg); break;
         case 'f': o.file = optarg; break;
+        case 'R': o.rate = atof(optarg); break;
         default: usage();
         }
     }

@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 
 # Build and runtime libraries, the MQTT broker and clients, test tools.
 PACKAGES="gcc make pkg-config python3 valgrind
-libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev
+libmicrohttpd-dev libjansson-dev libsqlite3-dev libsodium-dev libcurl4-openssl-dev
 libmosquitto-dev mosquitto mosquitto-clients libgeos-dev
-nodejs npm"
+nodejs npm chromium fonts-wqy-microhei"
 
 missing=""
 for p in $PACKAGES; do

@@ -30,11 +30,18 @@ if [ ! -s "$adminfile" ]; then
     umask 077
     ./citybrain key create --role admin --name "demo admin" --data-dir "$DATA" > "$adminfile"
 fi
+# The citizen page's Open311 api_key (a 12345 intake key): /m/?api_key=... stores it.
+citizenfile="$DATA/demo-citizen.key"
+if [ ! -s "$citizenfile" ]; then
+    umask 077
+    ./citybrain key create --role hotline --name "市民端" --data-dir "$DATA" > "$citizenfile"
+fi
 
 cat <<MSG
 
   citybrain 城市大脑 — demo
-  dashboard:     http://localhost:$PORT/
+  dashboard:     http://localhost:$PORT/          (cases: http://localhost:$PORT/cases.html)
+  citizen page:  http://localhost:$PORT/m/?api_key=$(cat "$citizenfile")
   health:        curl -s localhost:$PORT/healthz
   operator key:  $(cat "$keyfile")
   admin key:     $(cat "$adminfile")
@@ -87,10 +94,18 @@ while ! healthy; do
     fi
     sleep 0.2
 done
+# The demo alarm rules, made once through the API (scripts/demo-rules.py).
+if [ ! -f "$DATA/.rules-created" ]; then
+    python3 scripts/demo-rules.py "http://127.0.0.1:$PORT" "$adminfile" && touch "$DATA/.rules-created" || :
+fi
+# citysim also plays the case workflow's people; the role keys it makes with
+# the admin key (operations centre, 12345, grid workers, each department) are
+# kept in data/citysim-keys/ and reused on the next run.
 ./citysim --url "http://127.0.0.1:$PORT" --key "$DATA/demo-admin.key" --mqtt-port "$MQTT_PORT" \
-    > "$DATA/citysim.log" 2>&1 &
+    --keys-dir "$DATA/citysim-keys" > "$DATA/citysim.log" 2>&1 &
 sim=$!
-echo "  citysim:       playing Jiaozuo's devices (log: $DATA/citysim.log)"
+echo "  citysim:       playing Jiaozuo's devices, incidents, 12345/grid/citizen reports and the"
+echo "                 departments working them (log: $DATA/citysim.log)"
 
 status=0
 wait_citybrain || status=$?

@@ -14,8 +14,9 @@ struct command {
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the server (HTTP API, dashboard) until SIGTERM/SIGINT"},
     {"key", cmd_key, "create, list and revoke API keys"},
-    {"import", cmd_import, "import regions (districts, grid cells) from GeoJSON"},
+    {"import", cmd_import, "import regions from GeoJSON, or case categories (import categories FILE)"},
     {"regions", cmd_regions, "generate grid cells, list regions"},
+    {"cases", cmd_cases, "the case workflow's transition table (citybrain cases workflow)"},
     {"info", cmd_info, "version, data directory, schema version, key counts"},
     {"config", cmd_config, "print the config reference, check a file, show effective settings"},
     {"routes", cmd_routes, "list the HTTP endpoints and the roles allowed on each"},

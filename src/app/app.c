@@ -44,6 +44,12 @@ int app_open_regions(struct app *a, cb_error *err)
     return rc;
 }
 
+/* The rules module's case hook (rules_case_fn) on the case module. */
+static int alarm_opens_case(void *ctx, const json_t *alarm, const char *category, char *case_id, size_t n)
+{
+    return cases_open_from_alarm(ctx, alarm, category, case_id, n);
+}
+
 int app_open_city(struct app *a, cb_error *err)
 {
     double t0 = clock_mono_s();
@@ -55,9 +61,20 @@ int app_open_city(struct app *a, cb_error *err)
     if (rc == 0)
         rc = entities_open(a->db, a->state, a->names, a->regions, &a->entities, err);
     if (rc == 0)
-        rc = series_open(a->db, &a->series, err);
+        rc = events_open(&a->cfg, &a->events, err);
+    struct cases_options co;
+    app_cases_options(a, a->cfg.supervise_interval * 1000, &co);
     if (rc == 0)
-        rc = ingest_open(&a->cfg, a->entities, a->series, &a->ingest, err);
+        rc = cases_open(&co, &a->cases, err);
+    if (rc == 0)
+        rc = series_open(a->db, &a->series, err);
+    if (rc == 0) /* before ingest, so the WAL replay is evaluated (rules.h "Time") */
+        rc = rules_open(&a->cfg, a->entities, a->events, &a->rules, err);
+    if (rc == 0) /* a rule that says "open a case" opens it through the case module */
+        rules_set_case_hook(a->rules, alarm_opens_case, a->cases);
+    struct ingest_observer rules_observer = {rules_applied, rules_checkpoint, a->rules};
+    if (rc == 0)
+        rc = ingest_open_observed(&a->cfg, a->entities, a->series, &rules_observer, &a->ingest, err);
     if (rc == 0)
         log_event(LOG_INFO, "loaded", "entities=%zu districts=%zu grid_cells=%zu state_bytes=%zu took_ms=%.1f",
                   state_count(a->state), region_store_count(a->regions, REGION_DISTRICT),
@@ -72,7 +89,15 @@ void app_close(struct app *a)
     http_server_stop(a->http);
     mqtt_stop(a->mqtt); /* before ingest: its last message is committed, then acknowledged */
     ingest_close(a->ingest); /* its last checkpoint flushes the series */
+    rules_close(a->rules);   /* after ingest: the writer's last readings are evaluated, their alarms stored */
+    a->rules = NULL;
     series_close(a->series);
+    kpi_ticker_stop(a->kpi); /* before events: it publishes kpi.tick */
+    a->kpi = NULL;
+    cases_close(a->cases);   /* before events: it publishes case and supervision events */
+    a->cases = NULL;
+    events_close(a->events); /* after the modules that publish */
+    a->events = NULL;
     entities_close(a->entities);
     state_destroy(a->state);
     dict_close(a->names);
@@ -152,6 +177,8 @@ int cmd_serve(int argc, char **argv)
     block_signals(&set);
     struct http_options ho = {&a.cfg, app_routes, app_route_count, authenticate, &a};
     int rc = app_open_city(&a, &err);
+    if (rc == 0)
+        rc = kpi_ticker_start(a.cfg.data_dir, a.events, KPI_TICK_MS, &a.kpi, &err);
     if (rc == 0)
         rc = http_server_start(&ho, &a.http, &err);
     if (rc == 0)

@@ -5,13 +5,17 @@
 #define CB_APP_H
 
 #include "auth/apikey.h"
+#include "cases/cases.h"
+#include "cases/kpi.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "entity/entity.h"
+#include "events/events.h"
 #include "geo/region_store.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
 #include "mqtt/mqtt.h"
+#include "rules/rules.h"
 #include "series/series.h"
 #include "state/dict.h"
 #include "state/state.h"
@@ -27,8 +31,12 @@ struct app {
     dict *names;
     state *state;
     entities *entities;
+    events *events;         /* the live event stream and webhooks; before rules and cases */
     series *series;         /* history; queried on the HTTP thread with db */
     ingest *ingest;
+    rules *rules;           /* rules and alarms; opened before ingest, closed after it */
+    cases *cases;           /* the case centre; opened after events, closed before them */
+    kpi_ticker *kpi;        /* kpi.tick every minute; after cases, stopped before events */
     mqtt_client *mqtt;
     http_server *http;
     double started; /* clock_mono_s at start */
@@ -60,6 +68,8 @@ int cmd_routes(int argc, char **argv);
 int cmd_errors(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_regions(int argc, char **argv);
+int cmd_cases(int argc, char **argv);              /* cases_cli.c */
+int cmd_import_categories(int argc, char **argv);
 
 /* HTTP handlers (system_api.c, keys_api.c). */
 int api_healthz(http_request *req, void *app);
@@ -85,5 +95,43 @@ int api_ingest_json(http_request *req, void *app);
 int api_ingest_lp(http_request *req, void *app);
 int api_series_get(http_request *req, void *app);
 int api_series_aggregate(http_request *req, void *app);
+int api_rules_list(http_request *req, void *app);      /* rules_api.c */
+int api_rules_create(http_request *req, void *app);
+int api_rule_get(http_request *req, void *app);
+int api_rule_update(http_request *req, void *app);
+int api_rule_delete(http_request *req, void *app);
+int api_maintenance_list(http_request *req, void *app);
+int api_maintenance_create(http_request *req, void *app);
+int api_maintenance_delete(http_request *req, void *app);
+int api_alarms_list(http_request *req, void *app);     /* alarms_api.c */
+int api_alarms_stats(http_request *req, void *app);
+int api_alarm_get(http_request *req, void *app);
+int api_alarm_acknowledge(http_request *req, void *app);
+int api_alarm_clear(http_request *req, void *app);
+int api_stream(http_request *req, void *app);          /* stream_api.c */
+int api_webhooks_list(http_request *req, void *app);
+int api_webhooks_create(http_request *req, void *app);
+int api_webhook_delete(http_request *req, void *app);
+int api_cases_list(http_request *req, void *app);      /* cases_api.c */
+int api_cases_create(http_request *req, void *app);
+int api_cases_stats(http_request *req, void *app);
+int api_case_get(http_request *req, void *app);
+int api_case_action(http_request *req, void *app);
+int api_categories_list(http_request *req, void *app);
+int api_category_put(http_request *req, void *app);
+int api_departments_list(http_request *req, void *app);
+int api_routing_get(http_request *req, void *app);
+int api_routing_put(http_request *req, void *app);
+int api_supervisions_list(http_request *req, void *app);
+int api_media_upload(http_request *req, void *app);
+int api_media_get(http_request *req, void *app);
+int api_kpis(http_request *req, void *app);           /* kpis_api.c */
+int api_open311_get(http_request *req, void *app);    /* open311_api.c */
+int api_open311_post(http_request *req, void *app);
+int api_open311_service(http_request *req, void *app);
+int api_open311_request(http_request *req, void *app);
+int api_open311_token(http_request *req, void *app);
+/* The case centre's options from the config (cases_api.c); interval_ms 0: no supervision thread. */
+void app_cases_options(struct app *a, int interval_ms, struct cases_options *o);
 
 #endif

@@ -10,7 +10,8 @@
 static void import_usage(FILE *out)
 {
     fprintf(out,
-            "usage: citybrain import regions FILE.geojson --level district|grid [options] [store flags]\n\n"
+            "usage: citybrain import regions FILE.geojson --level district|grid [options] [store flags]\n"
+            "       citybrain import categories FILE.json [store flags]   (case categories; --help there)\n\n"
             "Loads Polygon/MultiPolygon features, validated with GEOS; all or nothing.\n"
             "  --level district|grid   what the features are\n"
             "  --name-prop P           property holding the name (default: name)\n"
@@ -67,7 +68,7 @@ static int run_import(struct app *a, const struct import_args *x)
     struct region_import_opts o = {.name_prop = x->name_prop, .code_prop = x->code_prop, .parent = x->parent,
                                    .repair = x->repair};
     json_t *codes = NULL;
-    size_t len;
+    size_t len = 0;
     char *data = read_file(x->file, &len);
     int rc = region_level_parse(x->level, &o.level, &err);
     if (rc == 0 && !data)
@@ -90,6 +91,8 @@ static int run_import(struct app *a, const struct import_args *x)
 
 int cmd_import(int argc, char **argv)
 {
+    if (argc >= 1 && strcmp(argv[0], "categories") == 0)
+        return cmd_import_categories(argc - 1, argv + 1);
     if (argc < 1 || cli_has_help(argc, argv) || strcmp(argv[0], "regions") != 0) {
         import_usage(argc > 0 && cli_has_help(argc, argv) ? stdout : stderr);
         return argc > 0 && cli_has_help(argc, argv) ? 0 : 2;

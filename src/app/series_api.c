@@ -72,6 +72,119 @@ static json_t *number_or_null(double v)
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+/* ---- fast JSON for points: a raw answer is thousands of [time, value]
+ * pairs, and building a jansson node per pair cost more than the query. ---- */
+
+/* "YYYY-MM-DDThh:mm:ss.fffZ" (quoted) like clock_format_rfc3339, with the
+ * date part formatted once per day (*day caches which day prefix holds).
+ * Writes 26 bytes at p; returns the end. */
+static char *put_time(char *p, int64_t ms, int64_t *day, char prefix[16])
+{
+    int64_t d = ms / 86400000, rem = ms % 86400000;
+    if (rem < 0) {
+        rem += 86400000;
+        d--;
+    }
+    if (d != *day) {
+        char t[CLOCK_RFC3339_MAX];
+        clock_format_rfc3339(d * 86400000, t);
+        memcpy(prefix, t, 11); /* "YYYY-MM-DDT" */
+        *day = d;
+    }
+    int sec = (int)(rem / 1000), frac = (int)(rem % 1000);
+    int h = sec / 3600, mi = sec / 60 % 60, se = sec % 60;
+    *p++ = '"';
+    memcpy(p, prefix, 11);
+    p += 11;
+    *p++ = (char)('0' + h / 10), *p++ = (char)('0' + h % 10), *p++ = ':';
+    *p++ = (char)('0' + mi / 10), *p++ = (char)('0' + mi % 10), *p++ = ':';
+    *p++ = (char)('0' + se / 10), *p++ = (char)('0' + se % 10), *p++ = '.';
+    *p++ = (char)('0' + frac / 100), *p++ = (char)('0' + frac / 10 % 10), *p++ = (char)('0' + frac % 10);
+    *p++ = 'Z', *p++ = '"';
+    return p;
+}
+
+#define NUMBER_MAX 40 /* bytes put_number writes at most */
+
+/* A JSON number as http_reply_json writes it (12 significant digits, n.0 for
+ * integers), fast for the common case: the exact decimal m / 10^d with d <= 4
+ * and |m| < 10^12 (sensor readings) is printed digit by digit; else %.12g.
+ * null when not finite. Returns the end. */
+static char *put_number(char *out, double v)
+{
+    static const double pow10[] = {1, 10, 100, 1000, 10000};
+    if (!isfinite(v)) {
+        memcpy(out, "null", 4);
+        return out + 4;
+    }
+    for (int d = 0; d <= 4; d++) {
+        double m = nearbyint(v * pow10[d]);
+        if (fabs(m) >= 1e12 || m / pow10[d] != v || (m == 0 && signbit(v)))
+            continue;
+        char t[32], *p = t + sizeof t;
+        long long u = (long long)fabs(m);
+        int digits = 0;
+        do {
+            *--p = (char)('0' + u % 10);
+            u /= 10;
+            if (++digits == d)
+                *--p = '.';
+        } while (u || digits <= d);
+        if (m < 0)
+            *--p = '-';
+        size_t n = (size_t)(t + sizeof t - p);
+        memcpy(out, p, n);
+        out += n;
+        if (d == 0) { /* integers print as n.0, as jansson does */
+            memcpy(out, ".0", 2);
+            out += 2;
+        }
+        return out;
+    }
+    int n = snprintf(out, NUMBER_MAX - 2, "%.12g", v);
+    out += n;
+    if (!memchr(out - n, '.', (size_t)n) && !memchr(out - n, 'e', (size_t)n)) {
+        memcpy(out, ".0", 2);
+        out += 2;
+    }
+    return out;
+}
+
+/* Sends o (consumed) with "points": [[time, value], ...] added as its last
+ * member, written straight into one buffer: a raw answer is thousands of
+ * pairs, and a jansson node per pair cost more than the query. */
+static int reply_with_points(http_request *req, json_t *o, const int64_t *t, const double *v, size_t n)
+{
+    char *head = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    json_decref(o);
+    size_t hl = head ? strlen(head) : 0;
+    char *body = head && hl >= 2 && n < SIZE_MAX / 128 ? malloc(hl + 16 + n * (30 + NUMBER_MAX)) : NULL;
+    if (!body) {
+        free(head);
+        return CB_ENOMEM;
+    }
+    char *p = body, prefix[16];
+    int64_t day = INT64_MIN;
+    memcpy(p, head, hl - 1); /* without the closing brace */
+    p += hl - 1;
+    p += sprintf(p, "%s\"points\":[", hl > 2 ? "," : "");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '[';
+        p = put_time(p, t[i], &day, prefix);
+        *p++ = ',';
+        p = put_number(p, v[i]);
+        *p++ = ']';
+    }
+    *p++ = ']';
+    *p++ = '}';
+    int rc = http_reply_text(req, 200, "application/json; charset=utf-8", body, (size_t)(p - body));
+    free(head);
+    free(body);
+    return rc;
+}
+
 static int reply_points(http_request *req, const char *entity, const char *attr, const struct series_range *r,
                         const struct series_points *p)
 {
@@ -85,18 +198,14 @@ static int reply_points(http_request *req, const char *entity, const char *attr,
         buf_free(&out);
         return rc;
     }
-    json_t *points = json_array();
-    for (size_t i = 0; i < p->n; i++)
-        json_array_append_new(points, json_pack("[s,o]", clock_format_rfc3339(p->t[i], t), number_or_null(p->v[i])));
-    json_t *o = json_pack("{s:s, s:s, s:o, s:s}", "entity", entity, "attr", attr, "points", points, "plan",
-                          p->plan == SERIES_PLAN_ROLLUP ? "rollup_1h" : "raw");
+    json_t *o = json_pack("{s:s, s:s, s:s}", "entity", entity, "attr", attr, "plan", series_plan_name(p->plan));
     json_object_set_new(o, "from", json_string(clock_format_rfc3339(r->from, t)));
     json_object_set_new(o, "to", json_string(clock_format_rfc3339(r->to, t)));
     if (r->step) {
         json_object_set_new(o, "step_ms", json_integer(r->step));
         json_object_set_new(o, "agg", json_string(series_agg_name(r->agg)));
     }
-    return http_reply_json(req, 200, o);
+    return reply_with_points(req, o, p->t, p->v, p->n);
 }
 
 /* The series id of ?entity=&attr=. */
@@ -269,7 +378,7 @@ static int reply_grid(struct app *a, http_request *req, const struct aggregate_a
         rc = http_reply_json(req, 200, json_pack("{s:s, s:s, s:I, s:I, s:o, s:s}", "attr", x->attr_name, "group",
                                                  by_names[x->by], "series", (json_int_t)sel->n, "step_ms",
                                                  (json_int_t)g->step, "groups", groups, "plan",
-                                                 g->plan == SERIES_PLAN_ROLLUP ? "rollup_1h" : "raw"));
+                                                 series_plan_name(g->plan)));
     }
     buf_free(&out);
     return rc;

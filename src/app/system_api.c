@@ -25,6 +25,8 @@ int api_metrics(http_request *req, void *app)
     http_server_write_metrics(a->http, &out);
     mqtt_write_metrics(a->mqtt, &out);
     ingest_write_metrics(a->ingest, &out);
+    rules_write_metrics(a->rules, &out);
+    events_write_metrics(a->events, &out);
     state_rdlock(a->state);
     size_t entities = state_count(a->state), bytes = state_memory(a->state);
     state_unlock(a->state);

@@ -5,12 +5,13 @@
 
 #include <stdint.h>
 
-enum role { ROLE_ADMIN, ROLE_OPERATOR, ROLE_DEPT, ROLE_GRID, ROLE_VIEWER, ROLE_DEVICE, ROLE_COUNT };
+/* hotline: 12345 operators, who record calls and see callers' names and phones. */
+enum role { ROLE_ADMIN, ROLE_OPERATOR, ROLE_DEPT, ROLE_GRID, ROLE_VIEWER, ROLE_DEVICE, ROLE_HOTLINE, ROLE_COUNT };
 
 #define ROLE_BIT(r) (1u << (r))
 #define ROLES_ANY_USER                                                                 \
     (ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_OPERATOR) | ROLE_BIT(ROLE_DEPT) |             \
-     ROLE_BIT(ROLE_GRID) | ROLE_BIT(ROLE_VIEWER))
+     ROLE_BIT(ROLE_GRID) | ROLE_BIT(ROLE_VIEWER) | ROLE_BIT(ROLE_HOTLINE))
 #define ROLES_PUBLIC 0u /* a route with this mask needs no principal */
 
 #define PRINCIPAL_ID_MAX 32

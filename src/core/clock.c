@@ -2,6 +2,8 @@
 #include "core/clock.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 int64_t clock_now_ms(void)
@@ -104,4 +106,23 @@ int clock_parse_rfc3339(const char *s, int64_t *ms)
     int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - (int64_t)off * 60;
     *ms = secs * 1000 + frac;
     return 0;
+}
+
+int clock_parse_time(const char *s, int64_t *ms)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*s && !*end) {
+        *ms = v;
+        return 0;
+    }
+    if (clock_parse_rfc3339(s, ms) == 0)
+        return 0;
+    size_t n = strlen(s);
+    char fixed[CLOCK_RFC3339_MAX];
+    if (n < 6 || n >= sizeof fixed || s[n - 6] != ' ')
+        return -1;
+    memcpy(fixed, s, n + 1);
+    fixed[n - 6] = '+';
+    return clock_parse_rfc3339(fixed, ms);
 }

@@ -17,4 +17,9 @@ const char *clock_format_rfc3339(int64_t ms, char out[CLOCK_RFC3339_MAX]);
  * or "+08:00" offset; also a space for the T. 0 and *ms, or -1. */
 int clock_parse_rfc3339(const char *s, int64_t *ms);
 
+/* A time given by a client: epoch milliseconds, or RFC 3339 (a space
+ * where a query string's '+' of "+08:00" was decoded is taken as '+').
+ * 0 and *ms, or -1. */
+int clock_parse_time(const char *s, int64_t *ms);
+
 #endif

@@ -75,7 +75,8 @@ static const struct option_def options[] = {
      "Days raw history (every reading) is kept; 0 keeps it forever, else at least 1. Deleted a "
      "bounded batch at a time after each checkpoint, so ingest never stalls on it."},
     {"history_rollup_days", OPT_INT, F(history_rollup_days), "0", 0, 36500, NULL,
-     "Days the hourly rollups are kept; 0 keeps them forever. Usually longer than raw history."},
+     "Days the hourly and minute rollups are kept; 0 keeps them forever. Never shorter than raw "
+     "history in effect (a chunk's rollups live in its row)."},
     {"mqtt", OPT_ENUM, F(mqtt), "on", 0, 0, mqtt_choices,
      "on: subscribe to city/+/telemetry on the MQTT broker (connecting in the background, "
      "retrying while it is away); off: no MQTT."},
@@ -95,6 +96,42 @@ static const struct option_def options[] = {
      "SIGHUP when device credentials change. Empty: only write the files."},
     {"mqtt_max_payload", OPT_SIZE, F(mqtt_max_payload), "256K", 64, 256LL << 20, NULL,
      "Largest MQTT telemetry message; larger ones are logged, counted and dropped."},
+    {"events_buffer", OPT_SIZE, F(events_buffer), "10000", 16, 10000000, NULL,
+     "Recent events (alarms, case transitions, supervision, KPI ticks) kept in memory, so an SSE "
+     "client that reconnects with Last-Event-ID gets what it missed; older ones are a gap."},
+    {"events_buffer_bytes", OPT_SIZE, F(events_buffer_bytes), "64M", 64 * 1024, 1LL << 34, NULL,
+     "Most memory those recent events may take (K, M, G); the oldest go first beyond it."},
+    {"max_streams", OPT_INT, F(max_streams), "256", 1, 100000, NULL,
+     "Simultaneous GET /api/v1/stream (SSE) clients; more get 503."},
+    {"stream_keepalive", OPT_SECONDS, F(stream_keepalive), "15", 1, 3600, NULL,
+     "Seconds between keepalive comments on an idle SSE stream (keeps proxies from closing it)."},
+    {"webhook_queue", OPT_SIZE, F(webhook_queue), "10000", 16, 10000000, NULL,
+     "Webhook deliveries waiting or retrying, over all webhooks; beyond it the oldest is dropped "
+     "and counted, so a dead receiver never holds back the city."},
+    {"webhook_max_attempts", OPT_INT, F(webhook_max_attempts), "6", 1, 30, NULL,
+     "Attempts per webhook delivery, with backoff 1 s, 2 s, 4 s, ... between them; then dropped "
+     "and counted."},
+    {"webhook_timeout", OPT_SECONDS, F(webhook_timeout), "10", 1, 300, NULL,
+     "Seconds one webhook delivery attempt may take (connect, send, answer)."},
+    {"city_dir", OPT_PATH, F(city_dir), "./city", 0, 0, NULL,
+     "Directory of the city's reference data loaded on first start: categories.json, "
+     "departments.json, routing.json, calendar-*.json (README \"Cases\"). Later edits go through "
+     "the API; a missing file leaves that table empty."},
+    {"media_max", OPT_SIZE, F(media_max), "5M", 1024, 1LL << 30, NULL,
+     "Largest photo accepted by POST /api/v1/media (JPEG, PNG, WebP); larger ones get 413."},
+    {"duplicate_radius_m", OPT_INT, F(duplicate_radius_m), "50", 0, 100000, NULL,
+     "A new case of the same category within this many metres of an open case is linked to it "
+     "as a duplicate instead of dispatched again; 0 turns duplicate linking off."},
+    {"duplicate_window", OPT_SECONDS, F(duplicate_window), "86400", 0, 86400 * 365, NULL,
+     "... and reported within this many seconds of it (default 24 h)."},
+    {"case_file_limit", OPT_INT, F(case_file_limit), "30", 1, 100000, NULL,
+     "Minutes (natural time) from intake until a case must be accepted and filed (受理/立案)."},
+    {"case_dispatch_limit", OPT_INT, F(case_dispatch_limit), "30", 1, 100000, NULL,
+     "Minutes (natural time) from filing, or from a return, until a case must be dispatched (派遣)."},
+    {"case_check_limit", OPT_INT, F(case_check_limit), "120", 1, 100000, NULL,
+     "Working minutes from the handling feedback until the result must be checked (核查)."},
+    {"supervise_interval", OPT_SECONDS, F(supervise_interval), "5", 1, 3600, NULL,
+     "Seconds between passes over the open cases' timers (督办: yellow at 80 %, red at 100 %)."},
 };
 
 #define OPTION_COUNT (sizeof options / sizeof options[0])

@@ -42,6 +42,21 @@ struct cb_config {
     char mqtt_password_file[CONFIG_PATH_MAX]; /* "": DATA_DIR/mosquitto/citybrain.password */
     char mqtt_broker_pid_file[CONFIG_PATH_MAX]; /* "": do not signal the broker */
     long long mqtt_max_payload; /* bytes */
+    long long events_buffer;       /* events kept for reconnecting SSE clients */
+    long long events_buffer_bytes; /* and at most this many bytes of them */
+    int max_streams;               /* SSE clients at once */
+    int stream_keepalive;          /* seconds between SSE keepalive comments */
+    long long webhook_queue;       /* deliveries waiting or retrying, all webhooks */
+    int webhook_max_attempts;
+    int webhook_timeout;           /* seconds per delivery attempt */
+    char city_dir[CONFIG_PATH_MAX]; /* reference data of the case centre */
+    long long media_max;           /* bytes per uploaded photo */
+    int duplicate_radius_m;
+    int duplicate_window;          /* seconds */
+    int case_file_limit;           /* minutes, natural */
+    int case_dispatch_limit;       /* minutes, natural */
+    int case_check_limit;          /* working minutes */
+    int supervise_interval;        /* seconds */
 };
 
 void config_defaults(struct cb_config *cfg);

@@ -81,6 +81,22 @@ int http_reply_text(http_request *req, int status, const char *content_type, con
 /* Adds a header to the reply already set (Retry-After, Location, ...). */
 int http_reply_header(http_request *req, const char *name, const char *value);
 
+/* Streaming replies (Server-Sent Events). The reply's body comes from
+ * produce, called on the HTTP thread whenever the client can take more: it
+ * appends bytes to out and returns HTTP_STREAM_MORE, or HTTP_STREAM_END to
+ * finish (after what it appended). When it appends nothing the connection
+ * sleeps — suspended, no CPU — until http_stream_wake. done(ctx) runs once
+ * when the stream is over for any reason (the client left, the server stops);
+ * after it returns no wake may come. Streams end when the server quiesces, so
+ * they never hold up a shutdown. *out is valid until done. */
+enum { HTTP_STREAM_MORE = 0, HTTP_STREAM_END = 1 };
+typedef struct http_stream http_stream;
+typedef int (*http_stream_fn)(void *ctx, buf *out);
+int http_reply_stream(http_request *req, int status, const char *content_type, http_stream_fn produce,
+                      void (*done)(void *ctx), void *ctx, http_stream **out);
+/* Asks for produce to run again soon; thread-safe, cheap, never blocks on I/O. */
+void http_stream_wake(http_stream *st);
+
 /* Sends the reply a deferred handler's worker has set; thread-safe, once. */
 void http_resume(http_request *req);
 

@@ -30,6 +30,9 @@ struct http_server {
     atomic_int open_connections;
     double started;                /* clock_mono_s at start */
     pthread_mutex_t defer_lock;    /* orders suspend (MHD thread) against resume (workers) */
+    pthread_mutex_t stream_lock;   /* guards streams and closing */
+    struct http_stream *streams;   /* streaming replies in progress (stream.c) */
+    int closing;                   /* quiescing: streams end */
     pthread_mutex_t stats_lock;    /* guards stats: written by the MHD thread, read by /metrics */
     struct http_route_stats *stats; /* nroutes + 2 (static, none), indexed by route + 2 */
 };
@@ -48,6 +51,7 @@ struct http_request {
     int has_principal;
     struct principal principal;
     struct MHD_Response *response; /* set by http_reply_*; queued by the server */
+    struct http_stream *stream;    /* set by http_reply_stream */
     int status;
     int queued;                    /* the response went to MHD */
     int deferred, suspended, resumed; /* guarded by server->defer_lock */
@@ -62,6 +66,14 @@ int http__route_match(http_request *req, char *allow, size_t allowlen);
 
 /* static.c: serves a file under web_dir for GET/HEAD; 0 if replied. */
 int http__static_serve(http_request *req);
+
+/* request.c: sets the reply (replacing an earlier one); CB_ENOMEM if !r. */
+int http__set_response(http_request *req, int status, struct MHD_Response *r);
+
+/* stream.c: the connection of a streaming reply is gone (on_completed);
+ * ends all streams (quiesce). */
+void http__stream_finished(http_request *req);
+void http__streams_end(http_server *s);
 
 /* stats.c */
 int http__stats_init(http_server *s, cb_error *err);

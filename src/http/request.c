@@ -72,12 +72,13 @@ int http_body_json(http_request *req, json_t **out, cb_error *err)
     return 0;
 }
 
-static int set_response(http_request *req, int status, struct MHD_Response *r)
+int http__set_response(http_request *req, int status, struct MHD_Response *r)
 {
     if (!r)
         return CB_ENOMEM;
     if (req->response)
         MHD_destroy_response(req->response); /* a later reply replaces an earlier one */
+    req->stream = NULL;                      /* ... and a stream's ended with it */
     req->response = r;
     req->status = status;
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -89,7 +90,7 @@ int http_reply_text(http_request *req, int status, const char *content_type, con
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
-    int rc = set_response(req, status, r);
+    int rc = http__set_response(req, status, r);
     if (rc == 0)
         MHD_add_response_header(r, "Content-Type", content_type);
     return rc;
@@ -105,7 +106,7 @@ int http_reply_json(http_request *req, int status, json_t *body)
     struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, text, free);
     if (!r)
         free(text);
-    int rc = set_response(req, status, r);
+    int rc = http__set_response(req, status, r);
     if (rc == 0)
         MHD_add_response_header(r, "Content-Type", "application/json; charset=utf-8");
     return rc;

@@ -238,6 +238,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     double seconds = clock_mono_s() - req->started;
+    if (req->stream)
+        http__stream_finished(req); /* no resume may reach this connection any more */
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->status == 0)
         req->status = 499; /* client went away or timed out before a reply */
     http__stats_record(s, req->route, req->status, seconds);
@@ -288,6 +290,7 @@ int http_server_start(const struct http_options *opt, http_server **out, cb_erro
     s->opt = *opt;
     s->started = clock_mono_s();
     pthread_mutex_init(&s->defer_lock, NULL);
+    pthread_mutex_init(&s->stream_lock, NULL);
     if ((rc = http__stats_init(s, err)) != 0) {
         free(s);
         return rc;
@@ -315,8 +318,10 @@ int http_server_start(const struct http_options *opt, http_server **out, cb_erro
     return 0;
 }
 
+/* Also ends the streams, which would otherwise be in flight for ever. */
 void http_server_quiesce(http_server *s)
 {
+    http__streams_end(s);
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
@@ -334,8 +339,10 @@ void http_server_stop(http_server *s)
 {
     if (!s)
         return;
+    http__streams_end(s); /* MHD must not stop with connections suspended */
     MHD_stop_daemon(s->daemon);
     http__stats_free(s);
     pthread_mutex_destroy(&s->defer_lock);
+    pthread_mutex_destroy(&s->stream_lock);
     free(s);
 }

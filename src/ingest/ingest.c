@@ -37,6 +37,8 @@ struct ingest {
     series *series;             /* history; borrowed */
     uint64_t apply_lsn;         /* the record being applied (writer thread, or start-up) */
     int apply_state;            /* 0 while replaying records the checkpoint already holds */
+    int replaying;              /* 1 during start-up replay */
+    struct ingest_observer obs; /* applied == NULL: none */
 };
 
 #define ATTR_CACHE 32     /* attribute names remembered by one parse (a power of two) */
@@ -720,7 +722,7 @@ int ingest_parse_lp(ingest *in, const char *body, size_t len, const char *precis
 static int apply_item(void *arg, const struct batch_item *it)
 {
     ingest *in = arg;
-    if (it->kind == BATCH_NUM && series_append(in->series, in->apply_lsn, it->entity, it->attr, it->ts_ms, it->num) < 0)
+    if (it->kind == BATCH_NUM && series_append(in->series, it->entity, it->attr, it->ts_ms, it->num) < 0)
         return CB_ENOMEM;
     if (!in->apply_state)
         return 0;
@@ -728,10 +730,14 @@ static int apply_item(void *arg, const struct batch_item *it)
         uint32_t district, grid;
         region_store_locate(entities_regions(in->ents), it->num, it->lat, &district, &grid);
         state_move(in->st, it->entity, it->ts_ms, it->num, it->lat, district, grid);
-        return 0;
+    } else {
+        enum state_kind kind = it->kind == BATCH_STR ? STATE_STR : it->kind == BATCH_BOOL ? STATE_BOOL : STATE_NUM;
+        if (state_set_value(in->st, it->entity, it->attr, kind, it->ts_ms, it->num, it->str, it->len) < 0)
+            return CB_ENOMEM;
     }
-    enum state_kind kind = it->kind == BATCH_STR ? STATE_STR : it->kind == BATCH_BOOL ? STATE_BOOL : STATE_NUM;
-    return state_set_value(in->st, it->entity, it->attr, kind, it->ts_ms, it->num, it->str, it->len) < 0 ? CB_ENOMEM : 0;
+    if (in->obs.applied)
+        in->obs.applied(in->obs.ctx, it, state_get(in->st, it->entity), in->replaying);
+    return 0;
 }
 
 static int apply_record(void *ctx, uint64_t lsn, const void *payload, size_t len)
@@ -753,8 +759,10 @@ static int replay_record(void *ctx, uint64_t lsn, const void *payload, size_t le
     ingest *in = ctx;
     in->replayed++;
     in->apply_state = lsn > entities_checkpoint_lsn(in->ents); /* older ones rebuild the series head only */
+    in->replaying = 1;
     int rc = apply_record(ctx, lsn, payload, len);
     in->apply_state = 1;
+    in->replaying = 0;
     return rc;
 }
 
@@ -782,12 +790,14 @@ static void history_retention(ingest *in)
         log_event(LOG_INFO, "retention", "deleted_rows=%llu", (unsigned long long)deleted);
 }
 
-/* Closed chunks first, then the state; the WAL keeps what the series head's
- * open chunks still need after a crash. */
+/* The series' batch to its flusher thread first (no I/O here), then the
+ * state; the WAL keeps everything since the last batch the flusher stored. */
 static int checkpoint(void *ctx, uint64_t lsn, uint64_t *trim_lsn, cb_error *err)
 {
     ingest *in = ctx;
-    int rc = series_flush(in->series, in->ckpt_db, clock_now_ms(), err);
+    if (in->obs.checkpoint)
+        in->obs.checkpoint(in->obs.ctx);
+    int rc = series_flush(in->series, lsn, clock_now_ms(), err);
     if (rc == 0)
         rc = entity_checkpoint(in->ents, in->ckpt_db, lsn, err);
     uint64_t keep = series_replay_lsn(in->series);
@@ -845,9 +855,17 @@ static int open_wal(ingest *in, cb_error *err)
 
 int ingest_open(const struct cb_config *cfg, entities *ents, series *history, ingest **out, cb_error *err)
 {
+    return ingest_open_observed(cfg, ents, history, NULL, out, err);
+}
+
+int ingest_open_observed(const struct cb_config *cfg, entities *ents, series *history,
+                         const struct ingest_observer *obs, ingest **out, cb_error *err)
+{
     ingest *in = calloc(1, sizeof *in);
     if (!in)
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
+    if (obs)
+        in->obs = *obs;
     in->cfg = cfg;
     in->ents = ents;
     in->series = history;

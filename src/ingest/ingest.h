@@ -36,6 +36,23 @@ typedef struct ingest ingest;
  * writer thread. Every numeric reading applied also goes to history; each
  * checkpoint flushes its closed chunks. ents and history are borrowed. */
 int ingest_open(const struct cb_config *cfg, entities *ents, series *history, ingest **out, cb_error *err);
+
+/* Something that watches readings as they are applied to the state (the
+ * rules engine). applied runs on the writer thread, or on the opening thread
+ * for readings replayed from the WAL at start-up (replayed = 1), with the
+ * state's write lock held and e the entity after the reading; it must be
+ * quick and must not take the state's lock. */
+struct ingest_observer {
+    void (*applied)(void *ctx, const struct batch_item *it, const struct state_entity *e, int replayed);
+    /* Optional; called on the writer thread before each checkpoint, so what
+     * the observer made of the readings is stored before the WAL drops them. */
+    void (*checkpoint)(void *ctx);
+    void *ctx;
+};
+/* ingest_open with an observer (copied; its ctx must outlive the ingest),
+ * which sees the replay and every reading applied after it. */
+int ingest_open_observed(const struct cb_config *cfg, entities *ents, series *history,
+                         const struct ingest_observer *obs, ingest **out, cb_error *err);
 /* Stops the writer after it has committed and applied everything queued,
  * checkpoints, closes the WAL. NULL-safe. */
 void ingest_close(ingest *in);

@@ -99,6 +99,22 @@ static void put_bits(codec_appender *a, uint64_t u, unsigned n)
 {
     assert(n <= 64 && (n == 64 || u >> n == 0));
     assert(a->nbits + n <= a->cap * 8u);
+    if (n >= 1 && n <= 57 && (a->nbits >> 3) + 8 <= a->cap) {
+        /* the common case: OR the bits into one big-endian word (the buffer is
+         * zero past the bits, and append_point reserved the word's bytes) */
+        uint8_t *b = a->buf + (a->nbits >> 3);
+        uint64_t w;
+        memcpy(&w, b, sizeof w);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        w = __builtin_bswap64(w) | u << (64 - (a->nbits & 7) - n);
+        w = __builtin_bswap64(w);
+#else
+        w |= u << (64 - (a->nbits & 7) - n);
+#endif
+        memcpy(b, &w, sizeof w);
+        a->nbits += n;
+        return;
+    }
     while (n) {
         unsigned used = a->nbits & 7, room = 8 - used;
         unsigned take = n < room ? n : room;
@@ -205,7 +221,7 @@ static int reserve(codec_appender *a, size_t bytes, cb_error *err)
 /* Encodes a point in a's encoding, which must hold v; only fails on memory. */
 static int append_point(codec_appender *a, int64_t t, double v, cb_error *err)
 {
-    int rc = reserve(a, POINT_MAX_BYTES + (a->stats.n ? 0 : HEADER_BYTES), err);
+    int rc = reserve(a, POINT_MAX_BYTES + 8 + (a->stats.n ? 0 : HEADER_BYTES), err); /* + put_bits' word */
     if (rc)
         return rc;
     if (a->stats.n == 0) {
@@ -238,8 +254,30 @@ struct cursor {
     unsigned lead, sig;
 };
 
+/* The next 64 bits from pos, most significant first; the top 57 are valid.
+ * Only when 8 whole bytes from pos's byte are inside the blob (has_word). */
+static inline uint64_t peek_word(const struct cursor *c)
+{
+    uint64_t w;
+    memcpy(&w, c->p + (c->pos >> 3), sizeof w);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w << (c->pos & 7);
+}
+
+static inline int has_word(const struct cursor *c)
+{
+    return (c->pos >> 3) + 8 <= c->nbits >> 3;
+}
+
 static uint64_t get_bits(struct cursor *c, unsigned n)
 {
+    if (n >= 1 && n <= 57 && has_word(c)) { /* the common case: one load, two shifts */
+        uint64_t u = peek_word(c) >> (64 - n);
+        c->pos += n;
+        return u;
+    }
     if (n > c->nbits - c->pos) {
         c->bad = 1;
         return 0;
@@ -269,8 +307,21 @@ static uint64_t get_wide(struct cursor *c)
 static uint64_t get_rice(struct cursor *c, uint16_t *s)
 {
     unsigned k = rice_k(*s), q = 0;
-    while (q < RICE_QMAX && get_bits(c, 1))
-        q++;
+    if (has_word(c)) { /* the unary ones and the k bits from one word */
+        uint64_t w = peek_word(c);
+        q = (unsigned)__builtin_clzll(~w | 1); /* ~w | 1 is never 0: q is capped below anyway */
+        if (q < RICE_QMAX && q + 1 + k <= 57) {
+            uint64_t u = ((uint64_t)q << k) | (k ? (w << (q + 1)) >> (64 - k) : 0);
+            c->pos += q + 1 + k;
+            rice_update(s, u);
+            return u;
+        }
+        q = q < RICE_QMAX ? q : RICE_QMAX;
+        c->pos += q + (q < RICE_QMAX); /* and the terminating zero */
+    } else {
+        while (q < RICE_QMAX && get_bits(c, 1))
+            q++;
+    }
     uint64_t u = q == RICE_QMAX ? get_wide(c) : ((uint64_t)q << k) | get_bits(c, k);
     rice_update(s, u);
     return u;
@@ -483,6 +534,12 @@ int codec_count(const uint8_t *blob, size_t len, size_t *n, cb_error *err)
     int rc = cursor_open(&c, blob, len, err);
     *n = rc ? 0 : c.n;
     return rc;
+}
+
+int codec_decimals(const uint8_t *blob, size_t len)
+{
+    struct cursor c;
+    return cursor_open(&c, blob, len, NULL) != 0 || c.enc == ENC_XOR ? -1 : (int)c.enc;
 }
 
 int codec_decode(const uint8_t *blob, size_t len, int64_t *t, double *v, size_t cap,

@@ -112,6 +112,11 @@ void codec_appender_free(codec_appender *a);
  * size arrays for codec_decode. CB_ECORRUPT on a bad header. */
 int codec_count(const uint8_t *blob, size_t len, size_t *n, cb_error *err);
 
+/* The number of decimals d (0..4) when every value of the blob is exactly
+ * m / 10^d for an integer |m| <= 2^53 (its DECIMAL encoding), -1 when its
+ * values are raw doubles (XOR) or the header is bad. O(1), from the header. */
+int codec_decimals(const uint8_t *blob, size_t len);
+
 /* Decodes a whole blob into t[] and v[] (cap entries each; the blob's n must
  * be <= cap, else CB_EINVALID_FIELD) and sets *n. Validates all it reads:
  * a bad header, truncation, trailing bytes, non-zero padding, times not

@@ -1,7 +1,8 @@
-/* series — ids, the head, flush and retention of the time-series engine; the
- * behaviour and costs are in series.h, queries in series_query.c. Everything
- * here that changes the head runs on the writer thread and holds the mutex
- * only while it changes memory, never while it waits for SQLite. */
+/* series — ids, the head, rollups, the flusher and retention of the
+ * time-series engine; the behaviour and costs are in series.h, queries in
+ * series_query.c. Everything here that changes the head runs on the writer
+ * thread and holds the mutex only while it changes memory, never while it
+ * waits for SQLite; the flusher thread holds it only for its COMMIT. */
 #include "series_int.h"
 
 #include <assert.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char series_schema_sql[] =
     "CREATE TABLE series ("
@@ -26,6 +28,18 @@ const char series_schema_sql[] =
     "  PRIMARY KEY (series, bucket)"
     ") STRICT, WITHOUT ROWID;";
 
+/* Format 2: a chunk row carries its own hourly rollup parts (roll), so there
+ * is no row per series and hour; the open chunks are snapshotted at every
+ * flush (open_chunk), so the WAL is not kept for them. load() fills roll of
+ * rows written before. */
+const char series_schema_v2_sql[] =
+    "ALTER TABLE chunk ADD COLUMN roll BLOB;"
+    "ALTER TABLE chunk DROP COLUMN min;"
+    "ALTER TABLE chunk DROP COLUMN max;"
+    "ALTER TABLE chunk DROP COLUMN sum;"
+    "DROP TABLE rollup_1h;"
+    "CREATE TABLE open_chunk (series INTEGER PRIMARY KEY, blob BLOB NOT NULL) STRICT;";
+
 int64_t series__floor(int64_t t, int64_t unit)
 {
     int64_t q = t / unit;
@@ -34,23 +48,189 @@ int64_t series__floor(int64_t t, int64_t unit)
     return q * unit;
 }
 
-uint32_t series__rollups(const int64_t *t, const double *v, size_t n, struct rollup *out, uint32_t max)
+static const double pow10_tab[] = {1.0, 10.0, 100.0, 1000.0, 10000.0};
+
+uint32_t series__rollups(const int64_t *t, const double *v, size_t n, int decimals, int64_t unit,
+                         struct rollup *out, uint32_t max)
 {
     uint32_t k = 0;
+    __int128 msum = 0; /* decimals >= 0: every v is m / 10^d with |m| <= 2^53 (codec.h) */
     for (size_t i = 0; i < n; i++) {
-        int64_t b = series__floor(t[i], SERIES_ROLLUP_MS);
+        int64_t b = series__floor(t[i], unit);
         if (k == 0 || out[k - 1].bucket != b) {
+            if (k && decimals >= 0)
+                out[k - 1].sum = (double)msum / pow10_tab[decimals];
             assert(k < max);
             out[k++] = (struct rollup){b, 0, 0.0, v[i], v[i], v[i]};
+            msum = 0;
         }
         struct rollup *r = &out[k - 1];
         r->count++;
-        r->sum += v[i];
+        if (decimals >= 0)
+            msum += (int64_t)nearbyint(v[i] * pow10_tab[decimals]);
+        else
+            r->sum += v[i];
         r->min = v[i] < r->min ? v[i] : r->min;
         r->max = v[i] > r->max ? v[i] : r->max;
         r->last = v[i];
     }
+    if (k && decimals >= 0)
+        out[k - 1].sum = (double)msum / pow10_tab[decimals];
     return k;
+}
+
+/* ---- the roll column: a chunk's rollup parts ----
+ *   byte 0   version (1) << 4 | 8 if minute parts follow | d, the chunk's
+ *            decimals (0 when it has none)
+ *   byte 1   number of hour parts, 1..SERIES_ROLL_PARTS
+ *   parts    each: varint units from the previous part's (the first: from
+ *            the chunk's first hour / minute); varint count; a byte of flags,
+ *            bit i for the i-th of min, max, last, sum: set = the value as 8
+ *            bytes little-endian IEEE, clear = zigzag varint m with value =
+ *            m / 10^d exactly (~2 bytes for sensor readings)
+ *   then, with the minute flag: varint number of minute parts, the parts
+ * About 12 bytes a part: 0.2 byte a reading at one a minute (2 hour parts a
+ * chunk, no minute parts: each point is its own minute rollup). */
+#define ROLL_VERSION 1
+#define ROLL_MINUTES 8
+
+static uint8_t *put_varint(uint8_t *p, uint64_t u)
+{
+    while (u >= 0x80) {
+        *p++ = (uint8_t)(u | 0x80);
+        u >>= 7;
+    }
+    *p++ = (uint8_t)u;
+    return p;
+}
+
+static int get_varint(const uint8_t **p, const uint8_t *end, uint64_t *u)
+{
+    *u = 0;
+    for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *u |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* m with m / 10^d == v bit for bit, |m| <= 2^53; -1 when there is none. */
+static int roll_decimal(double v, int d, int64_t *m)
+{
+    double x = v * pow10_tab[d];
+    if (!(x >= -9007199254740992.0 && x <= 9007199254740992.0))
+        return -1;
+    *m = (int64_t)nearbyint(x);
+    double back = (double)*m / pow10_tab[d];
+    return memcmp(&back, &v, sizeof v) == 0 ? 0 : -1;
+}
+
+static uint8_t *put_parts(uint8_t *p, const struct rollup *r, uint32_t n, int decimals, int64_t first,
+                          int64_t unit)
+{
+    int d = decimals < 0 ? 0 : decimals;
+    int64_t prev = first;
+    for (uint32_t i = 0; i < n; i++) {
+        const double vals[4] = {r[i].min, r[i].max, r[i].last, r[i].sum};
+        int64_t m[4];
+        uint8_t flags = 0;
+        for (int j = 0; j < 4; j++)
+            if (decimals < 0 || roll_decimal(vals[j], d, &m[j]) != 0)
+                flags |= (uint8_t)(1u << j);
+        p = put_varint(p, (uint64_t)((r[i].bucket - prev) / unit));
+        prev = r[i].bucket;
+        p = put_varint(p, r[i].count);
+        *p++ = flags;
+        for (int j = 0; j < 4; j++) {
+            if (flags >> j & 1) {
+                memcpy(p, &vals[j], 8); /* little-endian hosts (asserted in codec.c's tests) */
+                p += 8;
+            } else {
+                p = put_varint(p, ((uint64_t)m[j] << 1) ^ (uint64_t)(m[j] >> 63));
+            }
+        }
+    }
+    return p;
+}
+
+size_t series__roll_build(const int64_t *t, const double *v, size_t n, int decimals, struct rollup *hours,
+                          uint32_t *nhours, uint8_t *out)
+{
+    struct rollup minutes[SERIES_ROLL_MINUTES];
+    assert(n >= 1);
+    *nhours = series__rollups(t, v, n, decimals, SERIES_ROLLUP_MS, hours, SERIES_ROLL_PARTS);
+    uint32_t nmin = series__rollups(t, v, n, decimals, SERIES_ROLLUP_1M_MS, minutes, SERIES_ROLL_MINUTES);
+    int with_minutes = n >= (size_t)SERIES_MINUTES_DENSITY * nmin;
+    uint8_t *p = out;
+    *p++ = (uint8_t)(ROLL_VERSION << 4 | (with_minutes ? ROLL_MINUTES : 0) | (decimals < 0 ? 0 : decimals));
+    *p++ = (uint8_t)*nhours;
+    p = put_parts(p, hours, *nhours, decimals, series__floor(t[0], SERIES_ROLLUP_MS), SERIES_ROLLUP_MS);
+    if (with_minutes) {
+        p = put_varint(p, nmin);
+        p = put_parts(p, minutes, nmin, decimals, series__floor(t[0], SERIES_ROLLUP_1M_MS), SERIES_ROLLUP_1M_MS);
+    }
+    assert((size_t)(p - out) <= SERIES_ROLL_MAX);
+    return (size_t)(p - out);
+}
+
+static int get_parts(const uint8_t **p, const uint8_t *end, int d, int64_t first, int64_t unit, uint32_t n,
+                     uint32_t max_units, struct rollup *out)
+{
+    uint64_t at = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t delta, count;
+        if (get_varint(p, end, &delta) || get_varint(p, end, &count) || delta >= max_units ||
+            (at += delta) >= max_units || (i && delta == 0) || *p >= end)
+            return CB_ECORRUPT;
+        uint8_t flags = *(*p)++;
+        double vals[4];
+        for (int j = 0; j < 4; j++) {
+            uint64_t z;
+            if (flags >> j & 1) {
+                if (end - *p < 8)
+                    return CB_ECORRUPT;
+                memcpy(&vals[j], *p, 8);
+                *p += 8;
+            } else if (get_varint(p, end, &z)) {
+                return CB_ECORRUPT;
+            } else {
+                vals[j] = (double)(int64_t)((z >> 1) ^ (0 - (z & 1))) / pow10_tab[d];
+            }
+        }
+        if (out)
+            out[i] = (struct rollup){first + (int64_t)at * unit, count, vals[3], vals[0], vals[1], vals[2]};
+    }
+    return 0;
+}
+
+int series__roll_decode(const uint8_t *p, size_t len, int64_t t_min, struct rollup *hours, uint32_t *nhours,
+                        struct rollup *minutes, uint32_t *nminutes)
+{
+    const uint8_t *end = p + len;
+    uint64_t nmin = 0;
+    *nhours = 0;
+    if (nminutes)
+        *nminutes = 0;
+    if (len < 2 || p[0] >> 4 != ROLL_VERSION || (p[0] & 7) > 4 || p[1] < 1 || p[1] > SERIES_ROLL_PARTS)
+        return CB_ECORRUPT;
+    int d = p[0] & 7, with_minutes = p[0] & ROLL_MINUTES;
+    uint32_t nh = p[1];
+    p += 2;
+    if (get_parts(&p, end, d, series__floor(t_min, SERIES_ROLLUP_MS), SERIES_ROLLUP_MS, nh, SERIES_ROLL_PARTS,
+                  hours) != 0)
+        return CB_ECORRUPT;
+    if (with_minutes && (get_varint(&p, end, &nmin) || nmin < 1 || nmin > SERIES_ROLL_MINUTES ||
+                         get_parts(&p, end, d, series__floor(t_min, SERIES_ROLLUP_1M_MS), SERIES_ROLLUP_1M_MS,
+                                   (uint32_t)nmin, SERIES_ROLL_MINUTES, minutes) != 0))
+        return CB_ECORRUPT;
+    if (p != end)
+        return CB_ECORRUPT;
+    *nhours = nh;
+    if (nminutes)
+        *nminutes = (uint32_t)nmin;
+    return 0;
 }
 
 /* ---- ids ---- */
@@ -111,8 +291,9 @@ static int add_series(series *s, uint32_t entity, uint16_t attr, uint32_t *id)
     memset(h, 0, sizeof *h);
     h->entity = entity;
     h->attr = attr;
-    h->pend_first = h->pend_last = SERIES_NO_PENDING;
+    h->pend_first = h->pend_last = h->batch_first = SERIES_NO_PENDING;
     h->sealed = INT64_MIN;
+    h->raw_cut = INT64_MIN;
     codec_appender_init(&h->app);
     s->slots[hash_find(s, entity, attr)] = s->n + 1;
     *id = s->n++;
@@ -168,7 +349,106 @@ static int load(series *s, db *d, cb_error *err)
     if (sqlite3_step(st) == SQLITE_ROW)
         s->replay_lsn = strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10);
     sqlite3_finalize(st);
+    if (s->replay_lsn == 0)
+        s->replay_lsn = 1; /* nothing flushed yet (or format 1's "none"): keep the whole WAL */
     return 0;
+}
+
+/* The open chunks as of the last flush, back into the head. */
+static int load_open(series *s, db *d, cb_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db_sqlite(d), "SELECT series, blob FROM open_chunk", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(d, rc, "loading open chunks", err);
+    int out = 0;
+    while (out == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sqlite3_int64 sid = sqlite3_column_int64(st, 0);
+        size_t n;
+        cb_error e;
+        if (sid < 0 || sid >= s->n) {
+            out = cb_error_set(err, CB_ECORRUPT, "open_chunk", "open chunk of unknown series %lld", (long long)sid);
+            break;
+        }
+        if (codec_decode(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1), s->tmp_t, s->tmp_v,
+                         SERIES_CHUNK_MAX + 1, &n, &e) != 0) {
+            out = cb_error_set(err, CB_ECORRUPT, "open_chunk", "open chunk of series %lld: %s", (long long)sid,
+                               e.message);
+            break;
+        }
+        struct head *h = &s->heads[sid];
+        for (size_t i = 0; out == 0 && i < n; i++)
+            if (s->tmp_t[i] > h->sealed && codec_append(&h->app, s->tmp_t[i], s->tmp_v[i], NULL) != 0)
+                out = cb_error_set(err, CB_ENOMEM, NULL, "out of memory loading open chunks");
+        h->snap = 1;
+    }
+    sqlite3_finalize(st);
+    if (out == 0 && rc != SQLITE_DONE)
+        out = db_error(d, rc, "loading open chunks", err);
+    return out;
+}
+
+/* Rows written before format 2 have no roll: computed once, here. */
+static int fill_rolls(series *s, db *d, cb_error *err)
+{
+    sqlite3 *c = db_sqlite(d);
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    int rc = sqlite3_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(c, "SELECT series, t_min, blob FROM chunk WHERE roll IS NULL", -1, &sel, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(c, "UPDATE chunk SET roll = ?3 WHERE series = ?1 AND t_min = ?2", -1, &upd, NULL);
+    int out = 0;
+    while (rc == SQLITE_OK && out == 0 && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        const uint8_t *blob = sqlite3_column_blob(sel, 2);
+        size_t len = (size_t)sqlite3_column_bytes(sel, 2), n;
+        struct rollup parts[SERIES_ROLL_PARTS];
+        uint32_t np;
+        uint8_t roll[SERIES_ROLL_MAX];
+        if (codec_decode(blob, len, s->tmp_t, s->tmp_v, SERIES_CHUNK_MAX + 1, &n, NULL) != 0) {
+            out = cb_error_set(err, CB_ECORRUPT, "chunk", "a stored chunk of series %lld does not decode",
+                               (long long)sqlite3_column_int64(sel, 0));
+            break;
+        }
+        size_t rlen = series__roll_build(s->tmp_t, s->tmp_v, n, codec_decimals(blob, len), parts, &np, roll);
+        sqlite3_bind_int64(upd, 1, sqlite3_column_int64(sel, 0));
+        sqlite3_bind_int64(upd, 2, sqlite3_column_int64(sel, 1));
+        sqlite3_bind_blob(upd, 3, roll, (int)rlen, SQLITE_STATIC);
+        rc = sqlite3_step(upd) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        sqlite3_reset(upd);
+    }
+    if (rc == SQLITE_DONE)
+        rc = SQLITE_OK;
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    if (out == 0 && rc == SQLITE_OK)
+        rc = sqlite3_exec(c, "COMMIT", NULL, NULL, NULL);
+    if (out == 0 && rc != SQLITE_OK)
+        out = db_error(d, rc, "filling chunk rollups", err);
+    if (out != 0 && !sqlite3_get_autocommit(c))
+        sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+    return out;
+}
+
+static void *flusher_main(void *arg);
+
+/* The flusher's own connection to the same database file. */
+static int open_flusher(series *s, db *d, cb_error *err)
+{
+    const char *file = sqlite3_db_filename(db_sqlite(d), "main");
+    const char *slash = file ? strrchr(file, '/') : NULL;
+    char dir[4096];
+    if (!slash || (size_t)(slash - file) >= sizeof dir)
+        return cb_error_set(err, CB_EINTERNAL, NULL, "series: the database has no directory");
+    memcpy(dir, file, (size_t)(slash - file));
+    dir[slash - file] = '\0';
+    int rc = db_open(dir, &s->fdb, err);
+    if (rc == 0)
+        sqlite3_wal_autocheckpoint(db_sqlite(s->fdb), 0); /* see flush_batch */
+    if (rc == 0 && pthread_create(&s->flusher, NULL, flusher_main, s) != 0)
+        rc = cb_error_set(err, CB_EINTERNAL, NULL, "cannot start the series flusher thread");
+    s->flusher_running = rc == 0;
+    return rc;
 }
 
 int series_open(db *d, series **out, cb_error *err)
@@ -177,7 +457,14 @@ int series_open(db *d, series **out, cb_error *err)
     if (!s)
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
     int rc = load(s, d, err);
+    if (rc == 0)
+        rc = load_open(s, d, err);
+    if (rc == 0)
+        rc = fill_rolls(s, d, err);
+    if (rc == 0)
+        rc = open_flusher(s, d, err);
     if (rc != 0) {
         series_close(s);
         return rc;
@@ -186,25 +473,51 @@ int series_open(db *d, series **out, cb_error *err)
     return 0;
 }
 
-static void pending_clear(series *s)
+static void pending_free(struct pending *p, uint32_t n)
 {
-    for (uint32_t i = 0; i < s->npend; i++)
-        free(s->pend[i].blob);
-    s->npend = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        free(p[i].blob);
+        free(p[i].rolls);
+    }
+}
+
+/* Mutex held, or the flusher stopped. Drops the batch (committed, or at close). */
+static void batch_clear(series *s)
+{
+    struct batch *b = &s->batch;
+    pending_free(b->pend, b->npend);
+    free(b->pend);
+    for (uint32_t i = 0; i < b->nsnap; i++)
+        free(b->snap[i].blob);
+    free(b->snap);
+    free(b->keys);
+    memset(b, 0, sizeof *b);
     for (uint32_t i = 0; i < s->n; i++)
-        s->heads[i].pend_first = s->heads[i].pend_last = SERIES_NO_PENDING;
+        s->heads[i].batch_first = SERIES_NO_PENDING;
 }
 
 void series_close(series *s)
 {
     if (!s)
         return;
-    pending_clear(s);
+    if (s->flusher_running) { /* it finishes the batch in flight (one try), then stops */
+        pthread_mutex_lock(&s->lock);
+        s->stopping = 1;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->flusher, NULL);
+    }
+    db_close(s->fdb);
+    batch_clear(s);
+    pending_free(s->pend, s->npend);
+    for (int i = 0; i < SERIES_STMT_CACHE; i++)
+        series__stmts_free(&s->stmts[i]);
     for (uint32_t i = 0; i < s->n; i++)
         codec_appender_free(&s->heads[i].app);
     free(s->heads);
     free(s->slots);
     free(s->pend);
+    pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -238,14 +551,21 @@ static int close_chunk(series *s, uint32_t sid)
     int rc = codec_decode(blob, len, s->tmp_t, s->tmp_v, SERIES_CHUNK_MAX + 1, &n, NULL);
     assert(rc == 0 && n == p->st.n); /* our own appender's blob */
     (void)rc;
-    p->nroll = series__rollups(s->tmp_t, s->tmp_v, n, p->roll, sizeof p->roll / sizeof p->roll[0]);
+    uint8_t roll[SERIES_ROLL_MAX];
+    size_t rlen = series__roll_build(s->tmp_t, s->tmp_v, n, codec_decimals(blob, len), p->roll, &p->nroll, roll);
+    if (!(p->rolls = malloc(rlen))) {
+        free(p->blob);
+        return CB_ENOMEM;
+    }
+    memcpy(p->rolls, roll, rlen);
+    p->rolls_len = (uint32_t)rlen;
     if (h->pend_last == SERIES_NO_PENDING)
         h->pend_first = s->npend;
     else
         s->pend[h->pend_last].next = s->npend;
     h->pend_last = s->npend++;
     h->sealed = p->st.t_max;
-    h->first_lsn = 0;
+    h->dirty = 1;
     codec_appender_reset(&h->app);
     return 0;
 }
@@ -279,7 +599,7 @@ static int merge_late(series *s, struct head *h, int64_t t, double v)
     return 0;
 }
 
-static int append_locked(series *s, uint64_t lsn, uint32_t sid, int64_t t, double v)
+static int append_locked(series *s, uint32_t sid, int64_t t, double v)
 {
     struct head *h = &s->heads[sid];
     const struct codec_stats *st = codec_appender_stats(&h->app);
@@ -290,8 +610,7 @@ static int append_locked(series *s, uint64_t lsn, uint32_t sid, int64_t t, doubl
             st->n >= SERIES_CHUNK_MAX)
             return SERIES_DROPPED;
         int rc = merge_late(s, h, t, v);
-        if (rc == 0 && lsn < h->first_lsn)
-            h->first_lsn = lsn;
+        h->dirty |= rc == 0;
         return rc == 0 ? SERIES_MERGED : rc;
     }
     if (st->n > 0 && (st->n >= SERIES_CHUNK_POINTS ||
@@ -303,25 +622,154 @@ static int append_locked(series *s, uint64_t lsn, uint32_t sid, int64_t t, doubl
     int rc = codec_append(&h->app, t, v, NULL);
     if (rc != 0)
         return rc;
-    if (h->first_lsn == 0 || lsn < h->first_lsn)
-        h->first_lsn = lsn;
+    h->dirty = 1;
     return SERIES_APPENDED;
 }
 
-int series_append(series *s, uint64_t lsn, uint32_t entity, uint16_t attr, int64_t t_ms, double v)
+int series_append(series *s, uint32_t entity, uint16_t attr, int64_t t_ms, double v)
 {
     uint32_t sid;
-    int rc = series_id(s, entity, attr, 1, &sid, NULL);
-    if (rc != 0)
-        return rc;
-    pthread_mutex_lock(&s->lock);
-    rc = append_locked(s, lsn, sid, t_ms, v);
+    int rc = 0;
+    pthread_mutex_lock(&s->lock); /* once per reading: the id and the append under one hold */
+    if (s->batch.inflight && !s->batch.go) { /* back at work after a checkpoint: the flusher may write */
+        s->batch.go = 1;
+        pthread_cond_signal(&s->cond);
+    }
+    uint32_t slot = s->slots ? hash_find(s, entity, attr) : 0;
+    if (s->slots && s->slots[slot])
+        sid = s->slots[slot] - 1;
+    else
+        rc = add_series(s, entity, attr, &sid);
+    if (rc == 0)
+        rc = append_locked(s, sid, t_ms, v);
     if (rc == SERIES_APPENDED)
         s->appended++;
     else if (rc == SERIES_MERGED)
         s->merged++;
     else if (rc == SERIES_DROPPED)
         s->dropped++;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- flush: sealed on the writer thread, stored by the flusher ----
+ * series_flush moves the pending chunks and copies of the changed open
+ * chunks into the batch, under the mutex, in O(series) memory work, and
+ * wakes the flusher, which stores the batch in one transaction on its own
+ * connection while ingest goes on (DESIGN §3). One batch is in flight at a
+ * time: a checkpoint that finds the previous one still in flight seals
+ * nothing, and the WAL keeps everything since the last committed batch.
+ * The flusher starts writing once the writer is back at work (its next
+ * append, or a second later), not during the rest of the writer's
+ * checkpoint: SQLite has one writer at a time, and the writer's own
+ * checkpoint transaction would wait for the flusher's. */
+
+/* Mutex held. Closes the chunks whose window ended SERIES_IDLE_CLOSE_MS ago
+ * and frees their buffers. */
+static int close_idle(series *s, int64_t now_ms)
+{
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < s->n; i++) {
+        struct head *h = &s->heads[i];
+        const struct codec_stats *st = codec_appender_stats(&h->app);
+        if (st->n == 0)
+            continue;
+        int64_t end = series__floor(st->t_min, SERIES_WINDOW_MS) + SERIES_WINDOW_MS;
+        if (end <= INT64_MAX - SERIES_IDLE_CLOSE_MS && end + SERIES_IDLE_CLOSE_MS <= now_ms) {
+            rc = close_chunk(s, i);
+            if (rc == 0)
+                codec_appender_free(&h->app);
+        }
+    }
+    return rc;
+}
+
+/* Mutex held, no batch in flight. Copies of the changed open chunks (len 0:
+ * the series' snapshot row goes, its chunk closed). */
+static int seal_snapshots(series *s, struct batch *b)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        n += s->heads[i].dirty && (s->heads[i].snap || codec_appender_stats(&s->heads[i].app)->n > 0);
+    if (n && !(b->snap = calloc(n, sizeof *b->snap)))
+        return CB_ENOMEM;
+    for (uint32_t i = 0; i < s->n; i++) {
+        struct head *h = &s->heads[i];
+        size_t len = 0;
+        if (!h->dirty || (!h->snap && codec_appender_stats(&h->app)->n == 0))
+            continue;
+        struct snapshot *sn = &b->snap[b->nsnap++];
+        sn->sid = i;
+        if (codec_appender_stats(&h->app)->n > 0) {
+            const uint8_t *blob = codec_appender_blob(&h->app, &len);
+            if (!(sn->blob = malloc(len)))
+                return CB_ENOMEM;
+            memcpy(sn->blob, blob, len);
+            sn->len = (uint32_t)len;
+        }
+    }
+    return 0;
+}
+
+int series_flush(series *s, uint64_t lsn, int64_t now_ms, cb_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->flush_rc) { /* the flusher's failure, reported once; it retries the batch */
+        rc = s->flush_rc;
+        if (err)
+            *err = s->flush_err;
+        s->flush_rc = 0;
+    }
+    if (s->batch.inflight || rc != 0) {
+        pthread_mutex_unlock(&s->lock);
+        return rc;
+    }
+    struct batch *b = &s->batch;
+    if (s->n > s->persisted && !(b->keys = malloc((s->n - s->persisted) * sizeof *b->keys)))
+        rc = CB_ENOMEM;
+    if (rc != 0 || close_idle(s, now_ms) != 0 || seal_snapshots(s, b) != 0) {
+        for (uint32_t i = 0; i < b->nsnap; i++)
+            free(b->snap[i].blob);
+        free(b->snap);
+        free(b->keys);
+        memset(b, 0, sizeof *b);
+        pthread_mutex_unlock(&s->lock);
+        return cb_error_set(err, CB_ENOMEM, NULL, "out of memory sealing a series flush");
+    }
+    b->pend = s->pend; /* the pending list moves whole; its next links stay valid */
+    b->npend = s->npend;
+    s->pend = NULL;
+    s->npend = s->cappend = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+        struct head *h = &s->heads[i];
+        h->batch_first = h->pend_first;
+        h->pend_first = h->pend_last = SERIES_NO_PENDING;
+        if (h->dirty)
+            h->snap = codec_appender_stats(&h->app)->n > 0;
+        h->dirty = 0;
+    }
+    b->ids_from = s->persisted;
+    b->ids_to = s->n;
+    for (uint32_t i = b->ids_from; i < b->ids_to; i++)
+        b->keys[i - b->ids_from] = (struct series_key){s->heads[i].entity, s->heads[i].attr};
+    b->lsn = lsn;
+    b->inflight = 1;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+int series_sync(series *s, cb_error *err)
+{
+    pthread_mutex_lock(&s->lock);
+    s->batch.go = 1;
+    pthread_cond_broadcast(&s->cond);
+    while (s->batch.inflight && !s->flush_rc)
+        pthread_cond_wait(&s->cond, &s->lock);
+    int rc = s->flush_rc;
+    if (rc && err)
+        *err = s->flush_err;
+    s->flush_rc = 0;
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -334,35 +782,8 @@ uint64_t series_replay_lsn(series *s)
     return lsn;
 }
 
-/* ---- flush (writer thread) ---- */
-
-/* Closes the chunks whose window ended SERIES_IDLE_CLOSE_MS ago and frees
- * their buffers; returns the lsn of the oldest point left open (0: none). */
-static int close_idle(series *s, int64_t now_ms, uint64_t *oldest)
-{
-    int rc = 0;
-    *oldest = 0;
-    pthread_mutex_lock(&s->lock);
-    for (uint32_t i = 0; rc == 0 && i < s->n; i++) {
-        struct head *h = &s->heads[i];
-        const struct codec_stats *st = codec_appender_stats(&h->app);
-        if (st->n == 0)
-            continue;
-        int64_t end = series__floor(st->t_min, SERIES_WINDOW_MS) + SERIES_WINDOW_MS;
-        if (end <= INT64_MAX - SERIES_IDLE_CLOSE_MS && end + SERIES_IDLE_CLOSE_MS <= now_ms) {
-            rc = close_chunk(s, i);
-            if (rc == 0)
-                codec_appender_free(&h->app);
-        } else if (*oldest == 0 || h->first_lsn < *oldest) {
-            *oldest = h->first_lsn;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
 struct flush_stmts {
-    sqlite3_stmt *series, *chunk, *rollup, *meta;
+    sqlite3_stmt *series, *chunk, *open, *unopen, *meta;
 };
 
 static int prepare_flush(db *d, struct flush_stmts *f)
@@ -372,14 +793,13 @@ static int prepare_flush(db *d, struct flush_stmts *f)
     int rc = sqlite3_prepare_v2(c, "INSERT INTO series (id, entity, attr) VALUES (?1, ?2, ?3)", -1, &f->series,
                                 NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(c, "INSERT INTO chunk (series, t_min, t_max, n, min, max, sum, blob) "
-                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1, &f->chunk, NULL);
+        rc = sqlite3_prepare_v2(c, "INSERT INTO chunk (series, t_min, t_max, n, roll, blob) "
+                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &f->chunk, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(c, "INSERT INTO rollup_1h (series, bucket, count, sum, min, max, last) "
-                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (series, bucket) DO UPDATE SET "
-                                "count = count + excluded.count, sum = sum + excluded.sum, "
-                                "min = min(min, excluded.min), max = max(max, excluded.max), "
-                                "last = excluded.last", -1, &f->rollup, NULL);
+        rc = sqlite3_prepare_v2(c, "INSERT OR REPLACE INTO open_chunk (series, blob) VALUES (?1, ?2)", -1,
+                                &f->open, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(c, "DELETE FROM open_chunk WHERE series = ?1", -1, &f->unopen, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(c, "INSERT OR REPLACE INTO meta (key, value) VALUES ('series_replay_lsn', ?1)",
                                 -1, &f->meta, NULL);
@@ -390,7 +810,8 @@ static void finalize_flush(struct flush_stmts *f)
 {
     sqlite3_finalize(f->series);
     sqlite3_finalize(f->chunk);
-    sqlite3_finalize(f->rollup);
+    sqlite3_finalize(f->open);
+    sqlite3_finalize(f->unopen);
     sqlite3_finalize(f->meta);
 }
 
@@ -407,91 +828,158 @@ static int store_chunk(struct flush_stmts *f, const struct pending *p)
     sqlite3_bind_int64(f->chunk, 2, p->st.t_min);
     sqlite3_bind_int64(f->chunk, 3, p->st.t_max);
     sqlite3_bind_int64(f->chunk, 4, p->st.n);
-    sqlite3_bind_double(f->chunk, 5, p->st.min);
-    sqlite3_bind_double(f->chunk, 6, p->st.max);
-    sqlite3_bind_double(f->chunk, 7, p->st.sum);
-    sqlite3_bind_blob(f->chunk, 8, p->blob, (int)p->len, SQLITE_STATIC);
-    int rc = step_reset(f->chunk);
-    for (uint32_t i = 0; rc == SQLITE_OK && i < p->nroll; i++) {
-        const struct rollup *r = &p->roll[i];
-        sqlite3_bind_int64(f->rollup, 1, p->sid);
-        sqlite3_bind_int64(f->rollup, 2, r->bucket);
-        sqlite3_bind_int64(f->rollup, 3, (sqlite3_int64)r->count);
-        sqlite3_bind_double(f->rollup, 4, r->sum);
-        sqlite3_bind_double(f->rollup, 5, r->min);
-        sqlite3_bind_double(f->rollup, 6, r->max);
-        sqlite3_bind_double(f->rollup, 7, r->last);
-        rc = step_reset(f->rollup);
-    }
-    return rc;
+    sqlite3_bind_blob(f->chunk, 5, p->rolls, (int)p->rolls_len, SQLITE_STATIC);
+    sqlite3_bind_blob(f->chunk, 6, p->blob, (int)p->len, SQLITE_STATIC);
+    return step_reset(f->chunk);
 }
 
-/* Writer thread: the ids and pending chunks only change on this thread, so
- * they are read here without the mutex. */
-static int store_pending(series *s, struct flush_stmts *f, uint64_t oldest)
+/* The snapshot of one series' open chunk: replaced when it changed, deleted
+ * when the chunk closed (its points are in a chunk row of the same commit). */
+static int store_snapshot(struct flush_stmts *f, const struct snapshot *sn)
+{
+    sqlite3_stmt *st = sn->len ? f->open : f->unopen;
+    sqlite3_bind_int64(st, 1, sn->sid);
+    if (sn->len)
+        sqlite3_bind_blob(st, 2, sn->blob, (int)sn->len, SQLITE_STATIC);
+    return step_reset(st);
+}
+
+/* Flusher thread, without the mutex: the batch is immutable while in flight. */
+static int store_batch(struct flush_stmts *f, const struct batch *b)
 {
     int rc = SQLITE_OK;
-    for (uint32_t i = s->persisted; rc == SQLITE_OK && i < s->n; i++) {
+    for (uint32_t i = b->ids_from; rc == SQLITE_OK && i < b->ids_to; i++) {
         sqlite3_bind_int64(f->series, 1, i);
-        sqlite3_bind_int64(f->series, 2, s->heads[i].entity);
-        sqlite3_bind_int64(f->series, 3, s->heads[i].attr);
+        sqlite3_bind_int64(f->series, 2, b->keys[i - b->ids_from].entity);
+        sqlite3_bind_int64(f->series, 3, b->keys[i - b->ids_from].attr);
         rc = step_reset(f->series);
     }
-    for (uint32_t i = 0; rc == SQLITE_OK && i < s->npend; i++)
-        rc = store_chunk(f, &s->pend[i]);
+    for (uint32_t i = 0; rc == SQLITE_OK && i < b->npend; i++)
+        rc = store_chunk(f, &b->pend[i]);
+    for (uint32_t i = 0; rc == SQLITE_OK && i < b->nsnap; i++)
+        rc = store_snapshot(f, &b->snap[i]);
     char lsn[24];
-    snprintf(lsn, sizeof lsn, "%llu", (unsigned long long)oldest);
+    snprintf(lsn, sizeof lsn, "%llu", (unsigned long long)b->lsn + 1);
     sqlite3_bind_text(f->meta, 1, lsn, -1, SQLITE_TRANSIENT);
     return rc == SQLITE_OK ? step_reset(f->meta) : rc;
 }
 
-int series_flush(series *s, db *d, int64_t now_ms, cb_error *err)
+/* Flusher thread: one transaction for the batch, written without the mutex;
+ * the commit and the drop of the batch happen under it in one step, so a
+ * query (which starts its read transaction under it) sees each chunk exactly
+ * once. The flusher's connection does not checkpoint SQLite's WAL inside the
+ * commit (that would hold the mutex); it does so after, outside it. */
+static int flush_batch(series *s, cb_error *err)
 {
-    uint64_t oldest;
-    if (!sqlite3_get_autocommit(db_sqlite(d)))
-        return cb_error_set(err, CB_EINTERNAL, NULL, "series_flush inside a transaction");
-    if (close_idle(s, now_ms, &oldest) != 0)
-        return cb_error_set(err, CB_ENOMEM, NULL, "out of memory closing idle chunks");
+    sqlite3 *c = db_sqlite(s->fdb);
     struct flush_stmts f;
-    int rc = prepare_flush(d, &f);
+    pthread_mutex_lock(&s->lock);
+    struct batch b = s->batch; /* a shallow copy: the arrays stay the batch's */
+    pthread_mutex_unlock(&s->lock);
+    int rc = prepare_flush(s->fdb, &f);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db_sqlite(d), "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        rc = sqlite3_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = store_batch(&f, &b);
     if (rc == SQLITE_OK) {
-        rc = store_pending(s, &f, oldest);
-        /* Commit and drop what it stored in one step for the queries (series.h). */
         pthread_mutex_lock(&s->lock);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec(db_sqlite(d), "COMMIT", NULL, NULL, NULL);
+        rc = sqlite3_exec(c, "COMMIT", NULL, NULL, NULL);
         if (rc == SQLITE_OK) {
-            s->flushed_chunks += s->npend;
-            pending_clear(s);
-            s->persisted = s->n;
-            s->replay_lsn = oldest;
+            s->flushed_chunks += b.npend;
+            s->persisted = b.ids_to;
+            s->replay_lsn = b.lsn + 1;
+            batch_clear(s);
         }
         pthread_mutex_unlock(&s->lock);
     }
-    int out = rc == SQLITE_OK ? 0 : db_error(d, rc, "series flush", err);
-    if (rc != SQLITE_OK && !sqlite3_get_autocommit(db_sqlite(d)))
-        sqlite3_exec(db_sqlite(d), "ROLLBACK", NULL, NULL, NULL);
+    int out = rc == SQLITE_OK ? 0 : db_error(s->fdb, rc, "series flush", err);
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(c))
+        sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
     finalize_flush(&f);
+    if (out == 0) /* a batch can be large: give the pages back to the database file, and truncate */
+        sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     return out;
 }
 
-/* ---- retention (writer thread) ---- */
-
-static int delete_old(sqlite3_stmt *st, uint32_t sid, int64_t cut, uint64_t limit, uint64_t *deleted)
+static void *flusher_main(void *arg)
 {
-    sqlite3_bind_int64(st, 1, sid);
-    sqlite3_bind_int64(st, 2, cut);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
-    int rc = step_reset(st);
+    series *s = arg;
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!(s->batch.inflight && s->batch.go) && !s->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) != 0 && s->batch.inflight)
+                s->batch.go = 1; /* an idle writer: a second after the seal */
+        }
+        if (!s->batch.inflight)
+            break; /* stopping, nothing in flight */
+        int stopping = s->stopping;
+        pthread_mutex_unlock(&s->lock);
+        cb_error e;
+        int rc = flush_batch(s, &e);
+        pthread_mutex_lock(&s->lock);
+        if (rc != 0) { /* kept in flight: retried in a second; the WAL still holds it */
+            s->flush_rc = rc;
+            s->flush_err = e;
+            if (stopping)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+        }
+        pthread_cond_broadcast(&s->cond);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* ---- retention (writer thread) ----
+ * A chunk row holds raw points (blob) and the rollups of its hours (roll).
+ * When raw retention ends, the blob is emptied and the row stays for its
+ * rollups; when the rollups' retention ends too, the row goes. */
+
+struct retention_stmts {
+    sqlite3_stmt *del, *empty;
+};
+
+static int retention_series(series *s, struct retention_stmts *r, uint32_t sid, int64_t now_ms,
+                            const struct series_keep *k, uint64_t *deleted)
+{
+    int rc = SQLITE_OK;
+    struct head *h = &s->heads[sid];
+    if (!k->raw_ms)
+        return rc;
+    int64_t raw_cut = now_ms - k->raw_ms;
+    if (k->rollup_ms) { /* rows whose raw points and hours have all expired */
+        int64_t roll_cut = series__floor(now_ms - k->rollup_ms, SERIES_ROLLUP_MS);
+        int64_t cut = roll_cut < raw_cut ? roll_cut : raw_cut;
+        sqlite3_bind_int64(r->del, 1, sid);
+        sqlite3_bind_int64(r->del, 2, cut);
+        sqlite3_bind_int64(r->del, 3, (sqlite3_int64)(SERIES_RETENTION_ROWS - *deleted));
+        rc = step_reset(r->del);
+        if (rc == SQLITE_OK)
+            *deleted += (uint64_t)sqlite3_changes(sqlite3_db_handle(r->del));
+    }
+    if (rc != SQLITE_OK || *deleted >= SERIES_RETENTION_ROWS)
+        return rc;
+    uint64_t before = *deleted;
+    sqlite3_bind_int64(r->empty, 1, sid);
+    sqlite3_bind_int64(r->empty, 2, raw_cut);
+    sqlite3_bind_int64(r->empty, 3, (sqlite3_int64)(SERIES_RETENTION_ROWS - *deleted));
+    sqlite3_bind_int64(r->empty, 4, h->raw_cut == INT64_MIN ? INT64_MIN : h->raw_cut - SERIES_WINDOW_MS);
+    rc = step_reset(r->empty);
     if (rc == SQLITE_OK)
-        *deleted += (uint64_t)sqlite3_changes(sqlite3_db_handle(st));
+        *deleted += (uint64_t)sqlite3_changes(sqlite3_db_handle(r->empty));
+    if (rc == SQLITE_OK && *deleted - before < SERIES_RETENTION_ROWS - before)
+        h->raw_cut = raw_cut; /* all emptied up to it: later passes start there */
     return rc;
 }
 
-static int retention_walk(series *s, sqlite3_stmt *del_chunk, sqlite3_stmt *del_roll, int64_t now_ms,
-                          series_keep_fn keep, void *arg, uint64_t *deleted, int *wrapped, cb_error *err)
+static int retention_walk(series *s, struct retention_stmts *r, int64_t now_ms, series_keep_fn keep, void *arg,
+                          uint64_t *deleted, int *wrapped, cb_error *err)
 {
     int rc = SQLITE_OK;
     for (uint32_t visited = 0; rc == SQLITE_OK && visited < SERIES_RETENTION_SERIES &&
@@ -507,11 +995,7 @@ static int retention_walk(series *s, sqlite3_stmt *del_chunk, sqlite3_stmt *del_
         if (k.raw_ms && k.raw_ms < SERIES_MIN_RAW_RETENTION_MS)
             return cb_error_set(err, CB_EINVALID_FIELD, "raw_ms", "raw retention of %lld ms is under one day",
                                 (long long)k.raw_ms);
-        if (k.raw_ms)
-            rc = delete_old(del_chunk, sid, now_ms - k.raw_ms, SERIES_RETENTION_ROWS - *deleted, deleted);
-        if (rc == SQLITE_OK && k.rollup_ms && *deleted < SERIES_RETENTION_ROWS)
-            rc = delete_old(del_roll, sid, now_ms - k.rollup_ms - SERIES_ROLLUP_MS,
-                            SERIES_RETENTION_ROWS - *deleted, deleted);
+        rc = retention_series(s, r, sid, now_ms, &k, deleted);
         if (rc == SQLITE_OK && *deleted < SERIES_RETENTION_ROWS)
             s->retention_cursor++; /* else this series may hold more: come back to it */
     }
@@ -522,22 +1006,23 @@ int series_retention(series *s, db *d, int64_t now_ms, series_keep_fn keep, void
                      int *wrapped, cb_error *err)
 {
     sqlite3 *c = db_sqlite(d);
-    sqlite3_stmt *del_chunk = NULL, *del_roll = NULL;
+    struct retention_stmts r = {NULL, NULL};
+    uint32_t start = s->retention_cursor;
     *deleted = 0;
     *wrapped = 0;
     /* t_min < cut bounds the index range: a chunk with t_max < cut starts before it. */
     int rc = sqlite3_prepare_v2(c, "DELETE FROM chunk WHERE series = ?1 AND t_min IN (SELECT t_min FROM chunk "
                                 "WHERE series = ?1 AND t_min < ?2 AND t_max < ?2 ORDER BY t_min LIMIT ?3)",
-                                -1, &del_chunk, NULL);
+                                -1, &r.del, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(c, "DELETE FROM rollup_1h WHERE series = ?1 AND bucket IN (SELECT bucket FROM "
-                                "rollup_1h WHERE series = ?1 AND bucket <= ?2 ORDER BY bucket LIMIT ?3)",
-                                -1, &del_roll, NULL);
+        rc = sqlite3_prepare_v2(c, "UPDATE chunk SET blob = X'' WHERE series = ?1 AND t_min IN (SELECT t_min "
+                                "FROM chunk WHERE series = ?1 AND t_min >= ?4 AND t_min < ?2 AND t_max < ?2 "
+                                "AND length(blob) > 0 ORDER BY t_min LIMIT ?3)", -1, &r.empty, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     int out = 0;
     if (rc == SQLITE_OK) {
-        rc = retention_walk(s, del_chunk, del_roll, now_ms, keep, arg, deleted, wrapped, err);
+        rc = retention_walk(s, &r, now_ms, keep, arg, deleted, wrapped, err);
         if (rc < 0)
             out = rc; /* a bad rule: err is filled */
         else if (rc == SQLITE_OK)
@@ -549,9 +1034,12 @@ int series_retention(series *s, db *d, int64_t now_ms, series_keep_fn keep, void
         *deleted = 0;
         if (!sqlite3_get_autocommit(c))
             sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
+        /* nothing was emptied after all: the series visited start over */
+        for (uint32_t i = start; i < s->n && (*wrapped || i <= s->retention_cursor); i++)
+            s->heads[i].raw_cut = INT64_MIN;
     }
-    sqlite3_finalize(del_chunk);
-    sqlite3_finalize(del_roll);
+    sqlite3_finalize(r.del);
+    sqlite3_finalize(r.empty);
     return out;
 }
 
@@ -565,7 +1053,7 @@ void series_get_stats(series *s, struct series_stats *out)
     out->appended = s->appended;
     out->merged = s->merged;
     out->dropped = s->dropped;
-    out->pending_chunks = s->npend;
+    out->pending_chunks = s->npend + s->batch.npend;
     out->flushed_chunks = s->flushed_chunks;
     out->head_bytes = sizeof *s + (size_t)s->cap * sizeof *s->heads + (s->slots ? (s->mask + 1) * 4u : 0) +
                       (size_t)s->cappend * sizeof *s->pend;
@@ -574,6 +1062,8 @@ void series_get_stats(series *s, struct series_stats *out)
         out->head_bytes += codec_appender_mem(&s->heads[i].app) - sizeof(codec_appender);
     }
     for (uint32_t i = 0; i < s->npend; i++)
-        out->head_bytes += s->pend[i].len;
+        out->head_bytes += s->pend[i].len + s->pend[i].rolls_len;
+    for (uint32_t i = 0; i < s->batch.npend; i++)
+        out->head_bytes += s->batch.pend[i].len + s->batch.pend[i].rolls_len;
     pthread_mutex_unlock(&s->lock);
 }

@@ -27,6 +27,13 @@ const char *series_agg_name(enum series_agg agg)
     return (unsigned)agg < sizeof agg_names / sizeof agg_names[0] ? agg_names[agg] : "?";
 }
 
+const char *series_plan_name(enum series_plan plan)
+{
+    return plan == SERIES_PLAN_ROLLUP ? "rollup_1h" : plan == SERIES_PLAN_ROLLUP_1M ? "rollup_1m"
+         : plan == SERIES_PLAN_RAW    ? "raw"
+                                      : "auto";
+}
+
 /* ---- accumulators ---- */
 
 struct acc {
@@ -90,6 +97,20 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t len)
 }
 
 /* Mutex held. */
+static int copy_list(const struct pending *list, uint32_t first, struct head_copy *c)
+{
+    for (uint32_t i = first; i != SERIES_NO_PENDING; i = list[i].next) {
+        struct pending *p = &c->pend[c->npend++];
+        *p = list[i];
+        p->rolls = NULL; /* queries use the parts (roll), not the encoded column */
+        if (!(p->blob = dup_bytes(list[i].blob, p->len)))
+            return CB_ENOMEM;
+    }
+    return 0;
+}
+
+/* Mutex held. The series' closed chunks not in SQLite yet, oldest first (the
+ * batch in flight, then the pending ones), and its open chunk. */
 static int copy_head(const series *s, uint32_t sid, struct head_copy *c)
 {
     const struct head *h = &s->heads[sid];
@@ -99,42 +120,125 @@ static int copy_head(const series *s, uint32_t sid, struct head_copy *c)
             return CB_ENOMEM;
     }
     uint32_t n = 0;
+    for (uint32_t i = h->batch_first; i != SERIES_NO_PENDING; i = s->batch.pend[i].next)
+        n++;
     for (uint32_t i = h->pend_first; i != SERIES_NO_PENDING; i = s->pend[i].next)
         n++;
     if (n == 0)
         return 0;
     if (!(c->pend = calloc(n, sizeof *c->pend)))
         return CB_ENOMEM;
-    for (uint32_t i = h->pend_first; i != SERIES_NO_PENDING; i = s->pend[i].next) {
-        struct pending *p = &c->pend[c->npend++];
-        *p = s->pend[i];
-        if (!(p->blob = dup_bytes(s->pend[i].blob, p->len)))
-            return CB_ENOMEM;
+    int rc = copy_list(s->batch.pend, h->batch_first, c);
+    return rc == 0 ? copy_list(s->pend, h->pend_first, c) : rc;
+}
+
+/* ---- the statement cache ---- */
+
+void series__stmts_free(struct series_stmts *st)
+{
+    sqlite3_finalize(st->chunks);
+    sqlite3_finalize(st->rollups);
+    sqlite3_finalize(st->begin);
+    sqlite3_finalize(st->probe);
+    sqlite3_finalize(st->commit);
+    memset(st, 0, sizeof *st);
+}
+
+static int stmts_prepare(struct series_stmts *st, sqlite3 *c)
+{
+    int rc = sqlite3_prepare_v3(c, "SELECT blob FROM chunk WHERE series = ?1 AND t_min > ?4 AND t_min <= ?3 "
+                                "AND t_max >= ?2 ORDER BY t_min", -1, SQLITE_PREPARE_PERSISTENT, &st->chunks, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(c, "SELECT t_min, roll, blob FROM chunk WHERE series = ?1 AND t_min > ?4 AND t_min <= ?3 "
+                                "AND t_max >= ?2 ORDER BY t_min", -1, SQLITE_PREPARE_PERSISTENT, &st->rollups, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(c, "BEGIN", -1, SQLITE_PREPARE_PERSISTENT, &st->begin, NULL);
+    if (rc == SQLITE_OK) /* the read snapshot starts at the first read */
+        rc = sqlite3_prepare_v3(c, "SELECT 1 FROM series LIMIT 1", -1, SQLITE_PREPARE_PERSISTENT, &st->probe, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v3(c, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &st->commit, NULL);
+    return rc;
+}
+
+/* The statements of d's connection for one query: a cached set when one is
+ * free, else a new one (cached when a slot is free). stmts_put gives it back. */
+static int stmts_get(series *s, db *d, struct series_stmts **out, cb_error *err)
+{
+    sqlite3 *c = db_sqlite(d);
+    struct series_stmts *st = NULL;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; !st && i < SERIES_STMT_CACHE; i++)
+        if (s->stmts[i].conn == c && !s->stmts[i].busy)
+            st = &s->stmts[i];
+    for (int i = 0; !st && i < SERIES_STMT_CACHE; i++)
+        if (!s->stmts[i].conn) {
+            st = &s->stmts[i];
+            st->conn = c;
+        }
+    if (st)
+        st->busy = 1;
+    pthread_mutex_unlock(&s->lock);
+    if (!st && (st = calloc(1, sizeof *st)) != NULL) {
+        st->conn = c;
+        st->busy = st->temp = 1;
     }
+    if (!st)
+        return cb_error_set(err, CB_ENOMEM, NULL, NULL);
+    int rc = st->chunks ? SQLITE_OK : stmts_prepare(st, c);
+    if (rc != SQLITE_OK) {
+        int out_rc = db_error(d, rc, "preparing a series query", err);
+        pthread_mutex_lock(&s->lock);
+        int temp = st->temp;
+        series__stmts_free(st);
+        pthread_mutex_unlock(&s->lock);
+        if (temp)
+            free(st);
+        return out_rc;
+    }
+    *out = st;
     return 0;
+}
+
+static void stmts_put(series *s, struct series_stmts *st)
+{
+    if (!st)
+        return;
+    sqlite3_reset(st->chunks);
+    sqlite3_reset(st->rollups);
+    if (st->temp) {
+        series__stmts_free(st);
+        free(st);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    st->busy = 0;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int step_once(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 /* Starts the read transaction on d and copies the heads of ids[0..n), under
  * the mutex. *out is the caller's (copy_free), the transaction too (end_read). */
-static int begin_snapshot(series *s, db *d, const uint32_t *ids, size_t n, struct head_copy **out,
-                          cb_error *err)
+static int begin_snapshot(series *s, db *d, struct series_stmts *st, const uint32_t *ids, size_t n,
+                          struct head_copy **out, cb_error *err)
 {
     struct head_copy *c = calloc(n ? n : 1, sizeof *c);
     if (!c)
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
     int rc = 0;
-    sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (ids[i] >= s->n)
             rc = cb_error_set(err, CB_ENOT_FOUND, "series", "no series %u", ids[i]);
     if (rc == 0) {
-        int src = sqlite3_exec(db_sqlite(d), "BEGIN", NULL, NULL, NULL);
-        if (src == SQLITE_OK) /* the snapshot starts at the first read */
-            src = sqlite3_prepare_v2(db_sqlite(d), "SELECT 1 FROM series LIMIT 1", -1, &st, NULL);
-        if (src == SQLITE_OK && ((src = sqlite3_step(st)) == SQLITE_ROW || src == SQLITE_DONE))
-            src = SQLITE_OK;
-        sqlite3_finalize(st);
+        int src = step_once(st->begin);
+        if (src == SQLITE_OK)
+            src = step_once(st->probe);
         if (src != SQLITE_OK)
             rc = db_error(d, src, "starting a series query", err);
     }
@@ -152,10 +256,10 @@ static int begin_snapshot(series *s, db *d, const uint32_t *ids, size_t n, struc
     return 0;
 }
 
-static void end_read(db *d)
+static void end_read(db *d, struct series_stmts *st)
 {
-    if (!sqlite3_get_autocommit(db_sqlite(d)))
-        sqlite3_exec(db_sqlite(d), "COMMIT", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(db_sqlite(d)) && step_once(st->commit) != SQLITE_OK)
+        sqlite3_exec(db_sqlite(d), "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* ---- scanning one series ---- */
@@ -168,6 +272,7 @@ struct scan {
     struct series_points *out;
     size_t cap;              /* of out's arrays */
     sqlite3_stmt *chunks, *rollups;
+    struct rollup hours[SERIES_ROLL_PARTS], minutes[SERIES_ROLL_MINUTES];
     int64_t t[SERIES_CHUNK_MAX + 1];
     double v[SERIES_CHUNK_MAX + 1];
     cb_error *err;
@@ -205,27 +310,58 @@ static int emit_point(struct scan *sc, int64_t t, double v)
     return 0;
 }
 
+/* Points t[i..n) (ascending, from >= lo) into the buckets: the bucket moves
+ * forward with the points instead of a division per point. */
+static void accumulate(struct scan *sc, size_t i, size_t n)
+{
+    if (i >= n || sc->t[i] > sc->hi)
+        return;
+    size_t k = bucket_of(sc, sc->t[i]);
+    __int128 end = (__int128)sc->from + (__int128)(k + 1) * sc->step - 1; /* the bucket's last ms */
+    struct acc *a = &sc->acc[k];
+    for (; i < n && sc->t[i] <= sc->hi; i++) {
+        int64_t t = sc->t[i];
+        double v = sc->v[i];
+        if (t > end) {
+            k = bucket_of(sc, t);
+            end = (__int128)sc->from + (__int128)(k + 1) * sc->step - 1;
+            a = &sc->acc[k];
+        }
+        if (a->count == 0) {
+            a->min = a->max = v;
+        } else {
+            a->min = v < a->min ? v : a->min;
+            a->max = v > a->max ? v : a->max;
+        }
+        a->count++;
+        a->sum += v;
+        a->last = v;
+    }
+}
+
 static int emit_blob(struct scan *sc, const uint8_t *blob, size_t len)
 {
-    size_t n;
+    size_t n, i = 0;
     cb_error e;
+    if (len == 0)
+        return 0; /* raw points past their retention; the row stays for its rollups */
     int rc = codec_decode(blob, len, sc->t, sc->v, SERIES_CHUNK_MAX + 1, &n, &e);
     if (rc != 0)
         return cb_error_set(sc->err, CB_ECORRUPT, "chunk", "a stored chunk does not decode: %s", e.message);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if (sc->t[i] >= sc->lo && sc->t[i] <= sc->hi)
-            rc = emit_point(sc, sc->t[i], sc->v[i]);
+    while (i < n && sc->t[i] < sc->lo)
+        i++;
+    if (sc->acc) {
+        accumulate(sc, i, n);
+        return 0;
+    }
+    for (; rc == 0 && i < n && sc->t[i] <= sc->hi; i++)
+        rc = emit_point(sc, sc->t[i], sc->v[i]);
     return rc;
 }
 
 static int64_t sat_sub(int64_t a, int64_t b)
 {
     return a < INT64_MIN + b ? INT64_MIN : a - b;
-}
-
-static double col_double(sqlite3_stmt *st, int col)
-{
-    return sqlite3_column_type(st, col) == SQLITE_NULL ? NAN : sqlite3_column_double(st, col);
 }
 
 static int scan_stored_chunks(struct scan *sc, db *d, uint32_t sid)
@@ -244,35 +380,53 @@ static int scan_stored_chunks(struct scan *sc, db *d, uint32_t sid)
     return rc;
 }
 
-static int scan_stored_rollups(struct scan *sc, db *d, uint32_t sid)
+static void emit_rollups(struct scan *sc, const struct rollup *r, uint32_t n)
+{
+    for (uint32_t j = 0; j < n; j++)
+        if (r[j].bucket >= sc->lo && r[j].bucket <= sc->hi)
+            acc_rollup(&sc->acc[bucket_of(sc, r[j].bucket)], r[j].count, r[j].sum, r[j].min, r[j].max, r[j].last);
+}
+
+/* Hourly plan: each row's hour parts. Minute plan: its minute parts, or its
+ * points where it has none (then each point is its own minute rollup). */
+static int scan_stored_rollups(struct scan *sc, db *d, uint32_t sid, enum series_plan plan)
 {
     sqlite3_stmt *st = sc->rollups;
     sqlite3_bind_int64(st, 1, sid);
     sqlite3_bind_int64(st, 2, sc->lo);
     sqlite3_bind_int64(st, 3, sc->hi);
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t b = sqlite3_column_int64(st, 0);
-        acc_rollup(&sc->acc[bucket_of(sc, b)], (uint64_t)sqlite3_column_int64(st, 1),
-                   col_double(st, 2), col_double(st, 3), col_double(st, 4), col_double(st, 5));
+    sqlite3_bind_int64(st, 4, sat_sub(sc->lo, SERIES_WINDOW_MS));
+    int minute = plan == SERIES_PLAN_ROLLUP_1M, src, rc = 0;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        uint32_t nh, nm;
+        if (series__roll_decode(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                                sqlite3_column_int64(st, 0), sc->hours, &nh, minute ? sc->minutes : NULL, &nm) != 0)
+            rc = cb_error_set(sc->err, CB_ECORRUPT, "chunk", "the rollups of a stored chunk of series %u do not decode",
+                              sid);
+        else if (!minute)
+            emit_rollups(sc, sc->hours, nh);
+        else if (nm)
+            emit_rollups(sc, sc->minutes, nm);
+        else
+            rc = emit_blob(sc, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
     }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = db_error(d, src, "reading rollups", sc->err);
     sqlite3_reset(st);
-    return src == SQLITE_DONE ? 0 : db_error(d, src, "reading rollups", sc->err);
+    return rc;
 }
 
-static int scan_series(struct scan *sc, db *d, uint32_t sid, const struct head_copy *c, int rollup)
+/* The head's pending chunks: their hour parts for the hourly plan, else their
+ * points (exact at any resolution); then the open chunk's points. */
+static int scan_series(struct scan *sc, db *d, uint32_t sid, const struct head_copy *c, enum series_plan plan)
 {
-    int rc = rollup ? scan_stored_rollups(sc, d, sid) : scan_stored_chunks(sc, d, sid);
+    int rc = plan == SERIES_PLAN_RAW ? scan_stored_chunks(sc, d, sid) : scan_stored_rollups(sc, d, sid, plan);
     for (uint32_t i = 0; rc == 0 && i < c->npend; i++) {
         const struct pending *p = &c->pend[i];
-        if (!rollup && p->st.t_max >= sc->lo && p->st.t_min <= sc->hi)
+        if (plan == SERIES_PLAN_ROLLUP)
+            emit_rollups(sc, p->roll, p->nroll);
+        else if (p->st.t_max >= sc->lo && p->st.t_min <= sc->hi)
             rc = emit_blob(sc, p->blob, p->len);
-        for (uint32_t j = 0; rollup && j < p->nroll; j++) {
-            const struct rollup *r = &p->roll[j];
-            if (r->bucket >= sc->lo && r->bucket <= sc->hi)
-                acc_rollup(&sc->acc[bucket_of(sc, r->bucket)], r->count, r->sum,
-                           r->min, r->max, r->last);
-        }
     }
     if (rc == 0 && c->open)
         rc = emit_blob(sc, c->open, c->open_len);
@@ -304,7 +458,7 @@ static int make_plan(const struct series_range *r, int whole_range_bucket, struc
     }
     *p = (struct plan){r->from, r->to, step, 0, SERIES_PLAN_RAW};
     if (step == 0) {
-        if (r->plan == SERIES_PLAN_ROLLUP)
+        if (r->plan == SERIES_PLAN_ROLLUP || r->plan == SERIES_PLAN_ROLLUP_1M)
             return cb_error_set(err, CB_EINVALID_FIELD, "step", "rollups need a step");
         return 0;
     }
@@ -316,15 +470,20 @@ static int make_plan(const struct series_range *r, int whole_range_bucket, struc
     p->nbuckets = (size_t)nb;
     __int128 hi = (__int128)r->from + (__int128)nb * step - 1; /* whole buckets, past to */
     p->hi = hi > INT64_MAX ? INT64_MAX : (int64_t)hi;
-    int aligned = step % SERIES_ROLLUP_MS == 0 && series__floor(r->from, SERIES_ROLLUP_MS) == r->from;
-    if (r->plan == SERIES_PLAN_ROLLUP && !aligned)
+    int hours = step % SERIES_ROLLUP_MS == 0 && series__floor(r->from, SERIES_ROLLUP_MS) == r->from;
+    int minutes = step % SERIES_ROLLUP_1M_MS == 0 && series__floor(r->from, SERIES_ROLLUP_1M_MS) == r->from;
+    if (r->plan == SERIES_PLAN_ROLLUP && !hours)
         return cb_error_set(err, CB_EINVALID_FIELD, "step", "rollups need from and step in whole hours");
-    if (r->plan != SERIES_PLAN_RAW && aligned)
-        p->plan = SERIES_PLAN_ROLLUP;
+    if (r->plan == SERIES_PLAN_ROLLUP_1M && !minutes)
+        return cb_error_set(err, CB_EINVALID_FIELD, "step", "minute rollups need from and step in whole minutes");
+    if (r->plan == SERIES_PLAN_AUTO) /* the coarsest resolution that answers exactly */
+        p->plan = hours ? SERIES_PLAN_ROLLUP : minutes ? SERIES_PLAN_ROLLUP_1M : SERIES_PLAN_RAW;
+    else
+        p->plan = r->plan;
     return 0;
 }
 
-static int prepare_scan(struct scan *sc, db *d, const struct plan *p, cb_error *err)
+static void prepare_scan(struct scan *sc, const struct series_stmts *st, const struct plan *p, cb_error *err)
 {
     memset(sc, 0, offsetof(struct scan, t));
     sc->lo = p->lo;
@@ -332,21 +491,8 @@ static int prepare_scan(struct scan *sc, db *d, const struct plan *p, cb_error *
     sc->from = p->lo;
     sc->step = p->step;
     sc->err = err;
-    int rc = sqlite3_prepare_v2(db_sqlite(d),
-                                "SELECT blob FROM chunk WHERE series = ?1 AND t_min > ?4 AND t_min <= ?3 "
-                                "AND t_max >= ?2 ORDER BY t_min", -1, &sc->chunks, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db_sqlite(d),
-                                "SELECT bucket, count, sum, min, max, last FROM rollup_1h WHERE series = ?1 "
-                                "AND bucket >= ?2 AND bucket <= ?3 ORDER BY bucket", -1, &sc->rollups, NULL);
-    return rc == SQLITE_OK ? 0 : db_error(d, rc, "preparing a series query", err);
-}
-
-static void finish_scan(struct scan *sc)
-{
-    sqlite3_finalize(sc->chunks);
-    sqlite3_finalize(sc->rollups);
-    free(sc->acc);
+    sc->chunks = st->chunks;
+    sc->rollups = st->rollups;
 }
 
 /* ---- the two queries ---- */
@@ -380,25 +526,31 @@ int series_query(series *s, db *d, uint32_t id, const struct series_range *r, st
     int rc = make_plan(r, 0, &p, err);
     if (rc != 0)
         return rc;
+    struct series_stmts *st;
+    if ((rc = stmts_get(s, d, &st, err)) != 0)
+        return rc;
     struct scan *sc = malloc(sizeof *sc);
-    if (!sc)
+    if (!sc) {
+        stmts_put(s, st);
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
-    rc = prepare_scan(sc, d, &p, err);
+    }
+    prepare_scan(sc, st, &p, err);
     sc->out = out;
-    if (rc == 0 && p.nbuckets && !(sc->acc = calloc(p.nbuckets, sizeof *sc->acc)))
+    if (p.nbuckets && !(sc->acc = calloc(p.nbuckets, sizeof *sc->acc)))
         rc = cb_error_set(err, CB_ENOMEM, NULL, NULL);
     if (rc == 0)
-        rc = begin_snapshot(s, d, &id, 1, &c, err);
+        rc = begin_snapshot(s, d, st, &id, 1, &c, err);
     if (rc == 0) {
-        rc = scan_series(sc, d, id, c, p.plan == SERIES_PLAN_ROLLUP);
-        end_read(d);
+        rc = scan_series(sc, d, id, c, p.plan);
+        end_read(d, st);
     }
     if (rc == 0 && p.nbuckets)
         rc = buckets_to_points(sc, &p, r->agg);
     out->plan = p.plan;
     copy_free(c, 1);
-    finish_scan(sc);
+    free(sc->acc);
     free(sc);
+    stmts_put(s, st);
     if (rc != 0)
         series_points_free(out);
     return rc;
@@ -438,6 +590,9 @@ int series_aggregate(series *s, db *d, const uint32_t *ids, const uint32_t *grou
                           p.nbuckets, SERIES_MAX_CELLS);
     if (rc != 0)
         return rc;
+    struct series_stmts *st;
+    if ((rc = stmts_get(s, d, &st, err)) != 0)
+        return rc;
     struct scan *sc = malloc(sizeof *sc);
     struct acc *all = calloc(ngroups * p.nbuckets, sizeof *all);
     out->v = malloc(ngroups * p.nbuckets * sizeof *out->v);
@@ -445,25 +600,25 @@ int series_aggregate(series *s, db *d, const uint32_t *ids, const uint32_t *grou
         free(sc);
         free(all);
         series_grid_free(out);
+        stmts_put(s, st);
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
     }
-    rc = prepare_scan(sc, d, &p, err);
-    if (rc == 0)
-        rc = begin_snapshot(s, d, ids, n, &c, err);
+    prepare_scan(sc, st, &p, err);
+    rc = begin_snapshot(s, d, st, ids, n, &c, err);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         sc->acc = all + (size_t)groups[i] * p.nbuckets;
-        rc = scan_series(sc, d, ids[i], &c[i], p.plan == SERIES_PLAN_ROLLUP);
+        rc = scan_series(sc, d, ids[i], &c[i], p.plan);
     }
     if (c)
-        end_read(d);
+        end_read(d, st);
     sc->acc = NULL;
     for (size_t k = 0; rc == 0 && k < ngroups * p.nbuckets; k++)
         out->v[k] = all[k].count ? acc_value(&all[k], r->agg) : r->agg == SERIES_AGG_COUNT ? 0.0 : NAN;
     *out = (struct series_grid){ngroups, p.nbuckets, p.lo, p.step, out->v, p.plan};
     copy_free(c, n);
-    finish_scan(sc);
     free(sc);
     free(all);
+    stmts_put(s, st);
     if (rc != 0)
         series_grid_free(out);
     return rc;

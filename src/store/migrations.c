@@ -1,6 +1,8 @@
 /* migrations — see migrations.h. */
 #include "store/migrations.h"
 
+#include "cases/cases.h"
+#include "events/events.h"
 #include "series/series.h"
 
 const struct migration migrations[] = {
@@ -45,6 +47,35 @@ const struct migration migrations[] = {
      ") STRICT;"
      "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;"},
     {3, "history: series ids, compressed chunks, hourly rollups", series_schema_sql},
+    {4, "rules and alarms: rules, alarms with their history, maintenance windows",
+     "CREATE TABLE rule ("                   /* the rule's definition as JSON (rules.h) */
+     "  id TEXT PRIMARY KEY, def TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL"
+     ") STRICT;"
+     "CREATE TABLE alarm ("                  /* one rule firing for one entity (or region) */
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT," /* shown as A000123 */
+     "  rule TEXT NOT NULL, rule_name TEXT NOT NULL, kind TEXT NOT NULL,"
+     "  entity TEXT NOT NULL, entity_type TEXT NOT NULL, attr TEXT, value REAL,"
+     "  severity TEXT NOT NULL, category TEXT NOT NULL, state TEXT NOT NULL," /* open|acknowledged|cleared */
+     "  district TEXT, grid TEXT, department TEXT, lon REAL, lat REAL, message TEXT NOT NULL,"
+     "  raised_at INTEGER NOT NULL, acknowledged_at INTEGER, acknowledged_by TEXT,"
+     "  cleared_at INTEGER, cleared_by TEXT, case_id TEXT, data TEXT"
+     ") STRICT;"
+     "CREATE INDEX alarm_by_rule_entity ON alarm (rule, entity, id);"
+     "CREATE INDEX alarm_by_state ON alarm (state, id);"
+     "CREATE TABLE alarm_event ("            /* an alarm's history: who, when, what, why */
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT, alarm INTEGER NOT NULL REFERENCES alarm (id),"
+     "  action TEXT NOT NULL, at INTEGER NOT NULL, actor TEXT NOT NULL, note TEXT, value REAL"
+     ") STRICT;"
+     "CREATE INDEX alarm_event_by_alarm ON alarm_event (alarm, seq);"
+     "CREATE TABLE maintenance ("            /* windows that suppress raising */
+     "  id TEXT PRIMARY KEY, entity TEXT, district TEXT, grid TEXT, rule TEXT,"
+     "  from_ms INTEGER NOT NULL, to_ms INTEGER NOT NULL, reason TEXT NOT NULL,"
+     "  created_by TEXT, created_at INTEGER NOT NULL"
+     ") STRICT;"},
+    {5, "events: webhooks", events_schema_sql},
+    {6, "cases: categories, departments, routing, calendar, cases, history, supervision, FTS", cases_schema_sql},
+    {7, "history format 2: hourly rollups inside the chunk rows, open chunks snapshotted", series_schema_v2_sql},
 };
 
 const int migration_count = (int)(sizeof migrations / sizeof migrations[0]);

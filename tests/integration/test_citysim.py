@@ -1,16 +1,21 @@
-"""citysim, the demo city's devices, against a real citybrain (and a real
-Mosquitto when installed) on the Jiaozuo districts: it registers devices of
-every type in every district, their readings arrive through line protocol,
-JSON and MQTT, a second run is idempotent, and SIGTERM ends it with 0.
+"""citysim, the demo city, against a real citybrain (and a real Mosquitto
+when installed) on the Jiaozuo districts: it registers devices of every type
+in every district, their readings arrive through line protocol, JSON and
+MQTT, its incidents raise the demo rules' alarms (scripts/demo-rules.py),
+reports come in through the 12345 hotline, grid workers and citizens
+(Open311) and are worked through the whole case workflow with role keys, a
+second run is idempotent, and SIGTERM ends it with 0.
 
-One server for the class; setUpClass runs `citysim --once` and the tests
-look at what it left behind. A failing test prints citysim's output too."""
+One server for the class; setUpClass makes the demo rules, runs `citysim
+--once` and the tests look at what it left behind. A failing test prints
+citysim's output too."""
 import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -34,6 +39,13 @@ TYPES = {
     "PipePressureSensor": ["pressure_mpa"],
     "Vehicle": ["speed_kmh"],
 }
+ROUTES = open(os.path.join(REPO, "src", "app", "routes.c"), encoding="utf-8").read()
+HAVE_RULES = '"/api/v1/rules"' in ROUTES
+HAVE_OPEN311 = '"/open311/v2/{doc}"' in ROUTES
+DEMO_RULES = os.path.join(REPO, "scripts", "demo-rules.py")
+HAVE_ALARM_CASES = "rules_set_case_hook" in open(os.path.join(REPO, "src", "app", "app.c"), encoding="utf-8").read()
+with open(os.path.join(REPO, "city", "categories.json"), encoding="utf-8") as f:
+    CATEGORIES = {i["code"] for c in json.load(f)["classes"] for i in c["items"]}
 HAVE_MQTT = all(shutil.which(c) or os.path.exists("/usr/sbin/" + c) for c in ("mosquitto", "mosquitto_pub"))
 
 
@@ -43,7 +55,7 @@ class CitysimTest(ServerTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = import_jiaozuo(Server())
+        cls.server = import_jiaozuo(Server("--city-dir", os.path.join(REPO, "city")))
         cls.broker = None
         if HAVE_MQTT:
             cls.broker = Broker(cls.server.data_dir).start()
@@ -53,6 +65,11 @@ class CitysimTest(ServerTestCase):
         cls.keyfile = os.path.join(cls.server.dir, "admin.key")
         with open(cls.keyfile, "w") as f:
             f.write(cls.admin + "\n")
+        cls.keys_dir = os.path.join(cls.server.dir, "citysim-keys")
+        cls.rules = None
+        if HAVE_RULES and os.path.exists(DEMO_RULES):  # the demo's rules, as make run makes them
+            cls.rules = subprocess.run([sys.executable, DEMO_RULES, f"http://127.0.0.1:{cls.server.port}", cls.keyfile],
+                                       capture_output=True, text=True, timeout=60)
         cls.first = cls.sim("--once")
         if cls.broker:  # the broker hands the MQTT messages on to citybrain in its own time
             m = re.search(r"mqtt_queued=(\d+)", cls.first.stderr)
@@ -67,7 +84,7 @@ class CitysimTest(ServerTestCase):
     @classmethod
     def argv(cls, *extra):
         return [SIM, "--url", f"http://127.0.0.1:{cls.server.port}", "--key", cls.keyfile, "--devices", str(DEVICES),
-                "--mqtt-port", str(cls.broker.port if cls.broker else 0), *extra]
+                "--mqtt-port", str(cls.broker.port if cls.broker else 0), "--keys-dir", cls.keys_dir, *extra]
 
     @classmethod
     def sim(cls, *extra, timeout=120):
@@ -123,6 +140,30 @@ class CitysimTest(ServerTestCase):
         m = re.search(rf"^{name}{{{re.escape(sel)}}} (\S+)$" if sel else rf"^{name} (\S+)$", text, re.M)
         self.assertIsNotNone(m, f"{name} {labels} not in /metrics")
         return float(m.group(1))
+
+    def reported(self):
+        """The first run's reports: {channel: (case id, door, district)}."""
+        found = re.findall(r"event=case_reported channel=(\w+) via=(\w+) id=(\S+) category=\S+ district=(\S+)",
+                           self.first.stderr)
+        return {ch: (id, via, d) for ch, via, id, d in found}
+
+    def case(self, id):
+        return self.get("/api/v1/cases/" + id).json()
+
+    def acted(self, action):
+        """The case ids the first run took this action on."""
+        return re.findall(rf"event=case_action id=(\S+) action={action} ", self.first.stderr)
+
+    def wait_alarms(self, timeout=15, **params):
+        """The alarms matching params, once there is at least one (the rules thread stores them)."""
+        deadline = time.time() + timeout
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        while True:
+            alarms = self.get("/api/v1/alarms?" + query).json()["alarms"]
+            if alarms or time.time() > deadline:
+                self.assertTrue(alarms, f"no alarm for {params}; rules: {self.rules and self.rules.stderr}")
+                return alarms
+            time.sleep(0.2)
 
     # --- tests ---
 
@@ -193,6 +234,9 @@ class CitysimTest(ServerTestCase):
         before = self.stats()
         p = self.sim("--once")
         self.assertEqual(p.returncode, 0, p.stderr)
+        staff = self.logged(p.stderr, "staff")
+        self.assertEqual(staff["keys_created"], "0")  # the role keys kept in --keys-dir still work
+        self.assertEqual(int(staff["departments"]), len(self.get("/api/v1/departments").json()["departments"]))
         reg = self.logged(p.stderr, "registered")
         self.assertEqual(reg["created"], "0")
         self.assertEqual(reg["existing"], reg["devices"])
@@ -231,11 +275,123 @@ class CitysimTest(ServerTestCase):
         p = subprocess.run([SIM, "--help"], capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 0)
         for flag in ("--url", "--key", "--key-env", "--devices", "--interval", "--mqtt-port", "--duration",
-                     "--seed", "--once"):
+                     "--seed", "--once", "--incident-every", "--no-incidents", "--reports-per-min", "--case-pace",
+                     "--keys-dir", "--no-reports", "--no-casework", "--no-cases"):
             self.assertIn(flag, p.stdout)
         p = subprocess.run([SIM, "--devices", "many"], capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 2)
         self.assertIn("--devices", p.stderr)
+        p = subprocess.run([SIM, "--reports-per-min", "-1", "--key-env", "HOME"], capture_output=True, text=True,
+                           timeout=10)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--reports-per-min", p.stderr)
+
+    # --- cases ---
+
+    def test_cases_reported_through_each_channel(self):
+        rep = self.reported()
+        self.assertEqual(sorted(rep), ["citizen", "grid", "hotline"], self.first.stderr)
+        self.assertEqual(rep["citizen"][1], "open311" if HAVE_OPEN311 else "cases")
+        self.assertEqual({rep["hotline"][1], rep["grid"][1]}, {"cases"})
+        reporter_role = {"hotline": "hotline", "grid": "grid", "citizen": "hotline"}  # Open311 intake acts as 12345
+        for ch, (id, _, district) in rep.items():
+            c = self.case(id)
+            self.assertEqual(c["channel"], ch)
+            self.assertIn(c["category"], CATEGORIES)
+            self.assertEqual(c["district"], district, c)  # its lon/lat lie in the district it was placed in
+            self.assertIn(district, DISTRICTS)
+            self.assertRegex(c["description"], "[\u4e00-\u9fff]{8,}")
+            self.assertTrue(c["address"].startswith("焦作市") and c["district_name"] in c["address"], c)
+            self.assertRegex(c["reporter"]["phone"], r"^138\d{8}$")  # an admin sees it whole
+            self.assertRegex(c["reporter"]["name"], "^[\u4e00-\u9fff]{2,3}$")
+            self.assertEqual((c["history"][0]["action"], c["history"][0]["role"]), ("report", reporter_role[ch]))
+        self.assertIn("市民来电反映", self.case(rep["hotline"][0])["description"])
+        self.assertIn("网格巡查发现", self.case(rep["grid"][0])["description"])
+        cases = self.logged(self.first.stderr, "cases")
+        self.assertEqual((cases["hotline"], cases["grid"], cases["citizen"], cases["report_failed"]), ("1", "1", "1", "0"))
+
+    def test_cases_are_worked_to_the_end(self):
+        for ch, (id, _, _) in self.reported().items():
+            c = self.case(id)
+            self.assertEqual(c["status"], "evaluated", c)
+            self.assertIn(c["rating"], ("满意", "基本满意"))
+            done = {(h["action"], h["role"]) for h in c["history"]}
+            for step in (("start", "dept"), ("handle", "dept"), ("close", "operator"), ("evaluate", "hotline")):
+                self.assertIn(step, done, c["history"])
+            self.assertTrue({("check", "grid"), ("check", "operator")} & done, c["history"])
+            dept = [h for h in c["history"] if h["role"] == "dept"]
+            self.assertTrue(all(h["department"] == dept[-1]["department"] for h in dept[-2:]), dept)
+        citizen = self.case(self.reported()["citizen"][0])  # a citizen's report waits for the centre
+        self.assertEqual([(h["action"], h["role"]) for h in citizen["history"][1:3]],
+                         [("accept", "operator"), ("file", "operator")])
+        cases = self.logged(self.first.stderr, "cases")
+        self.assertEqual((cases["returned"], cases["reworked"], cases["action_failed"]), ("1", "1", "0"))
+        self.assertGreaterEqual(int(cases["evaluated"]), 3)
+
+    def test_a_department_returns_a_case_and_it_goes_elsewhere(self):
+        (id,) = self.acted("return")
+        h = self.case(id)["history"]
+        i = next(i for i, x in enumerate(h) if x["action"] == "return")
+        self.assertEqual((h[i]["from"], h[i]["to"], h[i]["role"]), ("dispatched", "returned", "dept"))
+        self.assertRegex(h[i]["note"], "[\u4e00-\u9fff]{8,}")  # the reason
+        again = h[i + 1]
+        self.assertEqual((again["action"], again["role"], again["to"]), ("dispatch", "operator", "dispatched"))
+        self.assertNotEqual(again["department"], h[i]["department"])
+        self.assertEqual(self.case(id)["status"], "evaluated")
+
+    def test_a_failed_check_is_reworked(self):
+        (id,) = re.findall(r"event=case_action id=(\S+) action=check role=\w+ status=rework ", self.first.stderr)
+        h = self.case(id)["history"]
+        steps = [(x["action"], x["to"]) for x in h]
+        i = steps.index(("check", "rework"))
+        self.assertTrue(h[i]["note"] and h[i]["note"] != "核查通过", h[i])
+        self.assertIn(("start", "in_progress"), steps[i + 1:])
+        self.assertIn(("check", "checked"), steps[i + 1:])
+        self.assertEqual(self.case(id)["rework_count"], 1)
+
+    def test_role_keys_are_made_once(self):
+        keys = self.get("/api/v1/keys").json()["keys"]
+        sim = [k for k in keys if "(citysim)" in (k.get("name") or "") and not k.get("revoked_at")]
+        roles = sorted(k["role"] for k in sim)
+        departments = self.get("/api/v1/departments").json()["departments"]
+        self.assertEqual(roles.count("dept"), len(departments))
+        self.assertEqual(roles.count("grid"), len(DISTRICTS))
+        self.assertEqual((roles.count("operator"), roles.count("hotline")), (1, 1))
+        self.assertEqual({k["department"] for k in sim if k["role"] == "grid"}, set(DISTRICTS))
+        for name in ("operator.key", "hotline.key", "grid-410802.key", "dept-cgj.key"):
+            st = os.stat(os.path.join(self.keys_dir, name))
+            self.assertEqual(st.st_mode & 0o777, 0o600, name)
+
+    @unittest.skipUnless(HAVE_RULES and os.path.exists(DEMO_RULES) and HAVE_ALARM_CASES,
+                         "the rules' case hook is not wired in src/app/app.c (rules_set_case_hook)")
+    def test_an_alarm_comes_in_as_a_sensor_case(self):
+        manhole = self.logged(self.first.stderr, "incident kind=manhole_open")
+        (a,) = self.wait_alarms(rule="demo-manhole-tilt", entity=manhole["entity"])
+        deadline = time.time() + 15  # its open_case rule brings the alarm in as a case, channel sensor
+        while not a.get("case") and time.time() < deadline:
+            time.sleep(0.2)
+            a = self.get("/api/v1/alarms/" + a["id"]).json()
+        self.assertTrue(a.get("case"), a)
+        c = self.case(a["case"])
+        category = self.get("/api/v1/rules/demo-manhole-tilt").json()["open_case"]["category"]
+        self.assertEqual((c["channel"], c["alarm"], c["category"]), ("sensor", a["id"], category))
+        self.assertEqual(c["history"][0]["role"], "system")
+
+    @unittest.skipUnless(HAVE_RULES and os.path.exists(DEMO_RULES), "no /api/v1/rules in routes.c or no demo rules")
+    def test_incidents_raise_the_demo_rules_alarms(self):
+        self.assertEqual(self.rules.returncode, 0, self.rules.stderr)
+        rain = self.logged(self.first.stderr, "incident kind=rainstorm")
+        alarms = self.wait_alarms(rule="demo-water-level", district=rain["district"])
+        for a in alarms:
+            self.assertEqual((a["entity_type"], a["attr"], a["severity"]), ("WaterLevelSensor", "level_m", "critical"))
+            self.assertGreater(a["value"], 3.2)
+        manhole = self.logged(self.first.stderr, "incident kind=manhole_open")
+        (a,) = self.wait_alarms(rule="demo-manhole-tilt", entity=manhole["entity"])
+        self.assertGreaterEqual(a["value"], 15)
+        smoke = self.logged(self.first.stderr, "incident kind=smoke_alarm")
+        if int(smoke["detectors"]) >= 2:  # the rule counts 2 in one grid cell
+            (a,) = self.wait_alarms(rule="demo-smoke-cell", district=smoke["district"])
+            self.assertEqual(a["entity_type"], "grid")
 
 
 class Overloaded(BaseHTTPRequestHandler):
@@ -288,11 +444,13 @@ class CitysimBackoffTest(unittest.TestCase):
         self.addCleanup(httpd.server_close)
         self.addCleanup(httpd.shutdown)
         p = subprocess.run([SIM, "--url", f"http://127.0.0.1:{httpd.server_address[1]}", "--key-env", "CB_KEY",
-                            "--devices", "100", "--mqtt-port", "0", "--once"],
+                            "--devices", "100", "--mqtt-port", "0", "--once", "--no-cases"],
                            env={**os.environ, "CB_KEY": "cb_test_key"}, capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("http_503=2 ", p.stderr)
         self.assertIn("rejected=0 ", p.stderr)
+        self.assertNotIn("event=staff", p.stderr)  # --no-cases: no keys asked for, no reports
+        self.assertNotIn("event=case_reported", p.stderr)
         for door in ("/api/v1/write", "/api/v1/ingest"):
             times = [(status, t) for d, status, t in Overloaded.answered if d == door]
             self.assertEqual([s for s, _ in times], [503, 200], door)

@@ -2,6 +2,8 @@
 errors, late points and duplicates), persistence of the raw points across
 SIGTERM and kill -9, and GET /api/v1/series/aggregate grouped by district and
 type. Every expected value is computed by the test from the points it sent."""
+import os
+import shutil
 import signal
 import time
 import unittest
@@ -154,11 +156,11 @@ class History(HistoryBase):
                 want = [(t, v) for t, v in buckets(self.points, frm, to, HOUR, agg)
                         if not (v is None or (agg == "count" and v == 0))]  # non-empty buckets only
                 self.assertEqual(body["points"], [[rfc3339(t), j(v)] for t, v in want])
-                # the raw plan (30 min buckets, not hour-aligned) gives the same hours
+                # the minute plan (30 min buckets, not whole hours) gives the same hours
                 if agg in ("sum", "count", "min", "max"):
                     half = self.ok(self.series("urn:hist:main", **{"from": frm, "to": to, "step": "30m",
                                                                      "agg": agg}))
-                    self.assertEqual(half["plan"], "raw")
+                    self.assertEqual(half["plan"], "rollup_1m")
                     by_hour = {}
                     for t, v in half["points"]:
                         by_hour.setdefault(t[:13], []).append(v)
@@ -168,6 +170,30 @@ class History(HistoryBase):
         # epoch ms and RFC 3339 from give the same plan
         body = self.ok(self.series("urn:hist:main", **{"from": rfc3339(frm), "to": to, "step": "60m"}))
         self.assertEqual(body["plan"], "rollup_1h")
+
+    def test_minute_aligned_steps_use_minute_rollups_with_the_raw_numbers(self):
+        """12 readings a minute: the stored chunks keep minute rollups, and a
+        step of whole minutes from a whole minute is answered from them (the
+        open chunk from its points), equal to the test's own computation."""
+        self.create("urn:hist:dense")
+        start = (now_ms() // MIN) * MIN - 150 * MIN
+        pts = [(start + 2500 + i * 5000, value(i, 9)) for i in range(150 * 12)]
+        for i in range(0, len(pts), 600):
+            self.write("urn:hist:dense", pts[i:i + 600])
+        time.sleep(1.5)  # a checkpoint stored the closed chunks
+        frm, to = start + 7 * MIN, pts[-1][0]
+        for step_text, step in (("5m", 5 * MIN), ("60s", MIN), ("90m", 90 * MIN)):
+            for agg in ("avg", "min", "max", "sum", "count", "last"):
+                with self.subTest(step=step_text, agg=agg):
+                    body = self.ok(self.series("urn:hist:dense", **{"from": frm, "to": to, "step": step_text,
+                                                                      "agg": agg}))
+                    self.assertEqual(body["plan"], "rollup_1m", body)
+                    want = [[t, v] for t, v in buckets(pts, frm, to, step, agg)
+                            if not (v is None or (agg == "count" and v == 0))]
+                    self.assertEqual(body["points"], [[rfc3339(t), j(v)] for t, v in want])
+        # from 1 ms past a whole minute: the raw plan
+        body = self.ok(self.series("urn:hist:dense", **{"from": frm + 1, "to": to, "step": "5m", "agg": "max"}))
+        self.assertEqual(body["plan"], "raw")
 
     def test_csv_by_format_and_by_accept(self):
         frm, to = self.points[5][0], self.points[25][0]
@@ -434,8 +460,29 @@ class Persistence(HistoryBase):
         self.check("urn:hist:keep", acked, "after a final SIGTERM")
 
 
-if __name__ == "__main__":
-    unittest.main()
+    def test_open_chunks_come_back_from_their_snapshot_without_the_wal(self):
+        """A checkpoint snapshots the open chunks, so the WAL is trimmed to the
+        checkpoint: even with the WAL gone after kill -9, every point up to the
+        checkpoint is back, raw and in the hourly rollups."""
+        self.s = s = Server("--checkpoint-interval", "1")
+        s.start()
+        self._servers.append(s)
+        self.addCleanup(s.cleanup)
+        self.admin = s.key("admin")
+        self.create("urn:hist:snap")
+        now = now_ms()
+        start = now // WINDOW * WINDOW
+        if now - start < 90000:
+            time.sleep((90000 - (now - start)) / 1000 + 0.5)
+        pts = [(start - 600000 + i * MIN, value(i, 7)) for i in range(10)]       # a chunk, closed by
+        pts += [(start + 1000 + i * 1000, value(i, 8)) for i in range(80)]       # these: the open chunk
+        self.write("urn:hist:snap", pts)
+        time.sleep(2.5)  # checkpoints ran
+        s.stop(signal.SIGKILL)
+        shutil.rmtree(os.path.join(s.data_dir, "wal"))
+        s.start()
+        self.check("urn:hist:snap", pts, "after kill -9 and without the WAL")
+        self.assertRegex(s.log_text(), r"WAL is behind the checkpoint")
 
 
 class Retention(HistoryBase):
@@ -458,3 +505,7 @@ class Retention(HistoryBase):
         self.assertEqual(self.raw("ret-1", old[0][0], old[-1][0]), [], "raw history older than a day is gone")
         self.assertEqual(len(self.raw("ret-1", recent[0][0], recent[-1][0])), 10, "recent history stays")
         self.assertRegex(s.log_text(), r"event=retention deleted_rows=[1-9]")
+
+
+if __name__ == "__main__":
+    unittest.main()

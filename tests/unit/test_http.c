@@ -5,6 +5,8 @@
 #include "test.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +60,39 @@ static int fake_auth(void *app, const char *key, struct principal *out, cb_error
     return cb_error_set(err, CB_EUNAUTHORIZED, "Authorization", "unknown API key");
 }
 
+/* A streaming reply: one line per wake (ticks_wanted counts them), then the
+ * end after three; done records that the stream was released. */
+static http_stream *_Atomic ticks_stream;
+static atomic_int ticks_wanted, ticks_done;
+static int ticks_sent;
+
+static int ticks_produce(void *ctx, buf *out)
+{
+    (void)ctx;
+    while (ticks_sent < atomic_load(&ticks_wanted))
+        buf_printf(out, "tick %d\n", ticks_sent++);
+    return ticks_sent == 3 ? HTTP_STREAM_END : HTTP_STREAM_MORE;
+}
+
+static void ticks_release(void *ctx)
+{
+    (void)ctx;
+    atomic_store(&ticks_stream, NULL);
+    atomic_store(&ticks_done, 1);
+}
+
+static int ticks(http_request *req, void *app)
+{
+    (void)app;
+    http_stream *st;
+    int rc = http_reply_stream(req, 200, "text/plain", ticks_produce, ticks_release, NULL, &st);
+    if (rc == 0)
+        atomic_store(&ticks_stream, st);
+    return rc;
+}
+
 static const struct http_route routes[] = {
+    {"GET", "/api/v1/ticks", ticks, ROLES_PUBLIC, "a stream"},
     {"GET", "/api/v1/things/{id}", echo_param, ROLES_PUBLIC, "echo"},
     {"DELETE", "/api/v1/things/{id}", echo_param, ROLE_BIT(ROLE_ADMIN), "delete"},
     {"POST", "/api/v1/things", echo_body, ROLE_BIT(ROLE_ADMIN), "create"},
@@ -272,6 +306,76 @@ TEST(metrics_count_requests_by_route_and_status)
     stop(s);
 }
 
+/* Wakes the stream `n` times, 50 ms apart, once it exists. */
+static void *waker(void *arg)
+{
+    int n = *(int *)arg;
+    for (int i = 0; i < 200 && !atomic_load(&ticks_stream); i++)
+        usleep(10 * 1000);
+    for (int i = 0; i < n; i++) {
+        usleep(50 * 1000);
+        atomic_fetch_add(&ticks_wanted, 1);
+        http_stream *st = atomic_load(&ticks_stream);
+        if (st)
+            http_stream_wake(st);
+    }
+    return NULL;
+}
+
+static void ticks_reset(void)
+{
+    atomic_store(&ticks_stream, NULL);
+    atomic_store(&ticks_wanted, 0);
+    atomic_store(&ticks_done, 0);
+    ticks_sent = 0;
+}
+
+TEST(streams_sleep_until_woken_and_end)
+{
+    struct cb_config cfg;
+    http_server *s = start(&cfg);
+    ticks_reset();
+    pthread_t t;
+    int n = 3;
+    pthread_create(&t, NULL, waker, &n);
+    struct reply r;
+    CHECK_INT(request("GET", "/api/v1/ticks", NULL, NULL, &r), 0);
+    pthread_join(t, NULL);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.head, "Transfer-Encoding: chunked") != NULL);
+    CHECK(strstr(r.body, "tick 0\n") && strstr(r.body, "tick 1\n") && strstr(r.body, "tick 2\n"));
+    CHECK(strstr(r.body, "\r\n0\r\n\r\n") != NULL); /* the last chunk: the stream ended */
+    CHECK_INT(atomic_load(&ticks_done), 1);
+    stop(s);
+}
+
+static void *ticks_client(void *arg)
+{
+    request("GET", "/api/v1/ticks", NULL, NULL, arg);
+    return NULL;
+}
+
+TEST(an_idle_stream_ends_when_the_server_quiesces)
+{
+    struct cb_config cfg;
+    http_server *s = start(&cfg);
+    ticks_reset();
+    struct reply r;
+    pthread_t t;
+    pthread_create(&t, NULL, ticks_client, &r);
+    for (int i = 0; i < 200 && !atomic_load(&ticks_stream); i++)
+        usleep(10 * 1000);
+    CHECK(atomic_load(&ticks_stream) != NULL);
+    http_server_quiesce(s);
+    CHECK_INT(http_server_drain(s, 2000), 0); /* the stream does not hold up the shutdown */
+    pthread_join(t, NULL);
+    CHECK_INT(r.status, 200);
+    CHECK(strstr(r.body, "tick") == NULL);
+    CHECK_INT(atomic_load(&ticks_done), 1);
+    stop(s);
+}
+
 TEST_MAIN(routes_match_with_params_and_query, auth_gives_401_403_and_principal,
           bad_bodies_get_json_errors, static_files_are_served_and_confined,
-          metrics_count_requests_by_route_and_status)
+          metrics_count_requests_by_route_and_status, streams_sleep_until_woken_and_end,
+          an_idle_stream_ends_when_the_server_quiesces)

@@ -11,6 +11,7 @@
 
 struct api {
     httpc *http;
+    char *key; /* owned; the key every request presents unless told otherwise */
     volatile sig_atomic_t *stop;
     struct api_counters n;
 };
@@ -24,7 +25,7 @@ int api_open(const char *url, const char *key, volatile sig_atomic_t *stop, api 
         free(a);
         return -1;
     }
-    if (httpc_set_bearer(a->http, key) != 0) {
+    if (!(a->key = strdup(key)) || httpc_set_bearer(a->http, key) != 0) {
         api_free(a);
         return snprintf(err, errlen, "out of memory"), -1;
     }
@@ -38,6 +39,7 @@ void api_free(api *a)
     if (!a)
         return;
     httpc_free(a->http);
+    free(a->key);
     free(a);
 }
 
@@ -69,6 +71,7 @@ int api_sleep(api *a, double s)
 int api_call(api *a, const char *method, const char *path, const char *content_type, const char *body,
              size_t len, struct httpc_response *r, char *err, size_t errlen)
 {
+    memset(r, 0, sizeof *r); /* freeable whatever happens */
     for (int attempt = 0;; attempt++) {
         if (*a->stop)
             return snprintf(err, errlen, "interrupted"), -1;
@@ -89,14 +92,34 @@ int api_call(api *a, const char *method, const char *path, const char *content_t
     }
 }
 
+int api_call_as(api *a, const char *key, const char *method, const char *path, const char *content_type,
+                const char *body, size_t len, struct httpc_response *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    if (key && httpc_set_bearer(a->http, *key ? key : NULL) != 0)
+        return snprintf(err, errlen, "out of memory"), -1;
+    int rc = api_call(a, method, path, content_type, body, len, r, err, errlen);
+    if (key && httpc_set_bearer(a->http, a->key) != 0 && rc == 0) {
+        httpc_response_free(r);
+        return snprintf(err, errlen, "out of memory"), -1;
+    }
+    return rc;
+}
+
 json_t *api_json(api *a, const char *method, const char *path, json_t *body, int *status, char *err,
                  size_t errlen)
+{
+    return api_json_as(a, NULL, method, path, body, status, err, errlen);
+}
+
+json_t *api_json_as(api *a, const char *key, const char *method, const char *path, json_t *body, int *status,
+                    char *err, size_t errlen)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     if (body && !text)
         return snprintf(err, errlen, "out of memory"), NULL;
     struct httpc_response r;
-    int rc = api_call(a, method, path, "application/json", text, text ? strlen(text) : 0, &r, err, errlen);
+    int rc = api_call_as(a, key, method, path, "application/json", text, text ? strlen(text) : 0, &r, err, errlen);
     free(text);
     json_t *out = NULL;
     if (rc == 0) {

@@ -37,6 +37,14 @@ int api_call(api *a, const char *method, const char *path, const char *content_t
 json_t *api_json(api *a, const char *method, const char *path, json_t *body, int *status, char *err,
                  size_t errlen);
 
+/* As api_call and api_json, presenting another key for this one request
+ * (borrowed; NULL: the api's own key; "": no Authorization header, for the
+ * public endpoints). */
+int api_call_as(api *a, const char *key, const char *method, const char *path, const char *content_type,
+                const char *body, size_t len, struct httpc_response *r, char *err, size_t errlen);
+json_t *api_json_as(api *a, const char *key, const char *method, const char *path, json_t *body, int *status,
+                    char *err, size_t errlen);
+
 /* Sleeps s seconds unless the stop flag rises; returns non-zero if it did. */
 int api_sleep(api *a, double s);
 

@@ -15,17 +15,19 @@
 /* Shares by district kind (centre, urban, rural). Parking lots are ~30% of
  * the centre's devices; rivers and villages make water sensors and
  * streetlights relatively more common outside. Periods stay well below the
- * heartbeats citybrain gives these types, so a device that reports is online. */
+ * heartbeats citybrain gives these types, so a device that reports is online.
+ * Departments are the codes of city/departments.json (the fire brigade, xfzd,
+ * is not among them yet). */
 const struct dev_type_info dev_types[DT_COUNT] = {
-    [DT_AIR] = {"AirQualityObserved", "HBJ", {2, 2, 2}, 60, DOOR_JSON, 0, 0},
-    [DT_PARKING] = {"ParkingSpot", "JTJ", {30, 14, 4}, 30, DOOR_LINE, 10, 60},
-    [DT_WATER] = {"WaterLevelSensor", "SLJ", {3, 4, 7}, 30, DOOR_LINE, 0, 0},
-    [DT_MANHOLE] = {"ManholeCover", "CGJ", {9, 9, 6}, 300, DOOR_MQTT, 0, 0},
-    [DT_LIGHT] = {"Streetlight", "CGJ", {14, 18, 28}, 60, DOOR_LINE, 0, 0},
-    [DT_SMOKE] = {"SmokeDetector", "XFJ", {12, 11, 8}, 300, DOOR_MQTT, 2, 8},
-    [DT_METER] = {"SmartMeter", "GDJ", {16, 20, 26}, 60, DOOR_LINE, 0, 0},
-    [DT_PIPE] = {"PipePressureSensor", "SWJ", {5, 5, 5}, 30, DOOR_LINE, 0, 0},
-    [DT_VEHICLE] = {"Vehicle", "JTJ", {9, 8, 6}, 5, DOOR_JSON, 0, 0},
+    [DT_AIR] = {"AirQualityObserved", "sthjj", {2, 2, 2}, 60, DOOR_JSON, 0, 0},
+    [DT_PARKING] = {"ParkingSpot", "jjzd", {30, 14, 4}, 30, DOOR_LINE, 10, 60},
+    [DT_WATER] = {"WaterLevelSensor", "slj", {3, 4, 7}, 30, DOOR_LINE, 0, 0},
+    [DT_MANHOLE] = {"ManholeCover", "szgy", {9, 9, 6}, 300, DOOR_MQTT, 0, 0},
+    [DT_LIGHT] = {"Streetlight", "szgy", {14, 18, 28}, 60, DOOR_LINE, 0, 0},
+    [DT_SMOKE] = {"SmokeDetector", "xfzd", {12, 11, 8}, 300, DOOR_MQTT, 2, 8},
+    [DT_METER] = {"SmartMeter", "gdgs", {16, 20, 26}, 60, DOOR_LINE, 0, 0},
+    [DT_PIPE] = {"PipePressureSensor", "water", {5, 5, 5}, 30, DOOR_LINE, 0, 0},
+    [DT_VEHICLE] = {"Vehicle", "jjzd", {9, 8, 6}, 5, DOOR_JSON, 0, 0},
 };
 
 const char *const vehicle_class_names[VC_COUNT] = {"出租车", "物流货车", "旅游包车", "危险货物运输"};

@@ -11,6 +11,7 @@
 #include "log.h"
 
 #define M_PER_DEG_LAT 111320.0
+#define SMOKE_MIN_DETECTORS 3
 
 /* How long each kind lasts, in seconds. */
 static const struct {
@@ -137,12 +138,21 @@ static size_t cell_detectors(catalog *c, const city *ct, api *a, struct device *
     return n;
 }
 
+/* A grid cell with at least SMOKE_MIN_DETECTORS detectors (a region_count
+ * rule counts them), the best of a few tries otherwise. */
 static int start_smoke(incidents *in, struct incident *x, catalog *c, const city *ct, api *a, int64_t now_ms)
 {
-    struct device *d = pick(c, &in->r, DT_SMOKE, -1), *cell[256];
-    if (!d)
-        return -1;
-    size_t n = cell_detectors(c, ct, a, d, cell, sizeof cell / sizeof cell[0]);
+    struct device *d = NULL, *cell[256];
+    size_t n = 0;
+    for (int tries = 0; tries < 6 && n < SMOKE_MIN_DETECTORS; tries++) {
+        struct device *cand = pick(c, &in->r, DT_SMOKE, -1), *found[256];
+        size_t k = cand ? cell_detectors(c, ct, a, cand, found, sizeof found / sizeof found[0]) : 0;
+        if (k > n) {
+            d = cand;
+            n = k;
+            memcpy(cell, found, k * sizeof *found);
+        }
+    }
     char id[160];
     if (n == 0 || drive(x, cell, n, DEV_ALARM, now_ms) != 0)
         return -1;
@@ -164,14 +174,19 @@ static double exit_distance(const struct district *home, const struct device *d,
     return INFINITY;
 }
 
-/* Of a few hazardous-goods trucks, the one nearest its border leaves. */
+/* Of the first trucks (urn:ngsi-ld:Vehicle:jz-<district>-1, always hazardous
+ * goods, so a corridor rule can name them) of a few districts, the one
+ * nearest its border leaves. */
 static int start_hazmat(incidents *in, struct incident *x, catalog *c, const city *ct, int64_t now_ms)
 {
     struct device *best = NULL;
     double best_m = INFINITY, best_heading = 0;
-    for (int i = 0; i < 40; i++) {
-        struct device *d = pick(c, &in->r, DT_VEHICLE, -1);
-        if (!d || d->vclass != VC_HAZMAT)
+    size_t first = (size_t)rng_below(&in->r, c->ndistricts);
+    for (size_t k = 0; k < 4 && k < c->ndistricts; k++) {
+        size_t di = (first + k) % c->ndistricts;
+        struct device *d = &c->dev[c->base[di * DT_COUNT + DT_VEHICLE]];
+        assert(d->n == 1 && d->vclass == VC_HAZMAT);
+        if (!(d->flags & DEV_REGISTERED) || (d->flags & (DEV_OFFLINE | DEV_ESCAPE)))
             continue;
         const struct district *home = &ct->d[d->district];
         double heading = atan2((d->lon - home->cx) * cos(d->lat * M_PI / 180), d->lat - home->cy);
@@ -193,9 +208,9 @@ static int start_hazmat(incidents *in, struct incident *x, catalog *c, const cit
 
 static int start_offline(incidents *in, struct incident *x, catalog *c, const city *ct, int64_t now_ms)
 {
-    /* Types whose heartbeat (≤ 10 min) is well inside the silence. */
-    static const int types[] = {DT_AIR, DT_PARKING, DT_WATER, DT_PIPE, DT_VEHICLE};
-    struct device *d = pick(c, &in->r, types[rng_below(&in->r, sizeof types / sizeof types[0])], -1);
+    /* A river gauge: the demo's nodata rule watches them (scripts/demo-rules.py,
+     * 300 s), and their heartbeat is well inside the silence. */
+    struct device *d = pick(c, &in->r, DT_WATER, -1);
     char id[160];
     if (!d || drive(x, &d, 1, DEV_OFFLINE, now_ms) != 0)
         return -1;
@@ -250,6 +265,20 @@ void incidents_tick(incidents *in, catalog *c, const city *ct, api *a, int64_t n
             idle[n++] = (enum incident_kind)k;
     if (n > 0)
         start(in, idle[rng_below(&in->r, n)], c, ct, a, now_ms);
+}
+
+void incidents_start_now(incidents *in, catalog *c, const city *ct, api *a, int64_t now_ms)
+{
+    static const enum incident_kind now[] = {INC_RAINSTORM, INC_MANHOLE, INC_SMOKE};
+    for (size_t i = 0; i < sizeof now / sizeof now[0]; i++)
+        if (!in->k[now[i]].active)
+            start(in, now[i], c, ct, a, now_ms);
+    struct incident *rain = &in->k[INC_RAINSTORM];
+    if (rain->active) { /* half-way: at the peak */
+        int64_t half = (rain->end_ms - rain->start_ms) / 2;
+        rain->start_ms -= half;
+        rain->end_ms -= half;
+    }
 }
 
 double incident_rain(const incidents *in, int district, int64_t now_ms)

@@ -1,8 +1,11 @@
 /* incident — the things that go wrong in the city, now and then, so the
  * signals have something to tell: a rainstorm over one district (water
- * levels rise for ~10 minutes), a manhole cover tilting open, smoke alarms
- * in one grid cell, a hazardous-goods truck leaving its corridor (its
- * district), a device falling silent. Each start is logged (event=incident).
+ * levels rise above 3.2 m for minutes), a manhole cover tilting open (18–40°),
+ * smoke alarms in one grid cell (at least 3 detectors when the cell has
+ * them), a hazardous-goods truck (urn:ngsi-ld:Vehicle:jz-<district>-1)
+ * leaving its corridor (its district), a river gauge falling silent for
+ * 20 minutes. Each start is logged (event=incident). The demo's alarm rules
+ * (scripts/demo-rules.py) match each of them.
  *
  * Incidents act on devices through their flags (DEV_ALARM, DEV_OFFLINE,
  * DEV_ESCAPE) and, for rain, through incident_rain(); signals.c reads both.
@@ -40,6 +43,11 @@ void incidents_free(incidents *in);
 /* Ends incidents whose time is up and, when one is due, starts another. The
  * smoke incident asks citybrain which detectors share a grid cell. */
 void incidents_tick(incidents *in, catalog *c, const city *ct, api *a, int64_t now_ms);
+/* For --once: starts at once the incidents a single round can show — a
+ * rainstorm already at its peak, an open manhole, smoke in one grid cell
+ * (a truck needs minutes to leave its corridor, a silent device minutes to
+ * be missed). */
+void incidents_start_now(incidents *in, catalog *c, const city *ct, api *a, int64_t now_ms);
 /* How far a rainstorm over district has got, 0 (none) to 1 (peak). */
 double incident_rain(const incidents *in, int district, int64_t now_ms);
 /* "rainstorm:温县,smoke:3" for the status line; "-" when none. */

@@ -148,8 +148,12 @@ static void parking(struct device *d, const city *ct, const struct sim_time *t, 
 static void water(struct device *d, const incidents *inc, const struct sim_time *t, rng *r, struct reading *out)
 {
     d->m[1] = 0.8 * d->m[1] + 0.01 * rng_normal(r);
-    /* Each station's rise differs with its place on the river. */
-    double rise = incident_rain(inc, d->district, t->now_ms) * (0.8 + 0.8 * fmod(d->n * 0.618, 1.0));
+    /* Each station's rise differs with its place on the river; at its peak a
+     * rainstorm lifts every station of the district above the 3.2 m warning
+     * level (the demo's alarm rule), some well above. */
+    double place = fmod(d->n * 0.618, 1.0);
+    double peak = fmax(0.8 + 0.8 * place, 3.3 + 0.6 * place - d->m[0]);
+    double rise = incident_rain(inc, d->district, t->now_ms) * peak;
     double level = d->m[0] + 0.03 * sin(2 * M_PI * t->hour / 24) + d->m[1] + rise;
     put(out, "level_m", FIELD_NUM, round_to(fmax(0, level), 0.001));
 }

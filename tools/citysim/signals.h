@@ -4,7 +4,7 @@
  *   traffic, parking   peaks at 8–9 and 17–19, quiet at night
  *   air quality        worse at night and on winter mornings, ozone on summer
  *                      afternoons; AQI from PM2.5/PM10 (HJ 633-2012 IAQI)
- *   water level        a base level with noise; a rainstorm raises it
+ *   water level        a base level with noise; a rainstorm raises it above 3.2 m
  *   smart meters       monotonic kWh with a day/night household load
  *   streetlights       on from dusk to dawn (sunset moves with the season)
  *   vehicles           a random walk inside their district (their corridor)

@@ -1,0 +1,716 @@
+/* alarm — alarms in SQLite: the rules thread persists what the evaluator
+ * queued (one active alarm per rule × entity, checked again here), calls the
+ * case hook, then publishes "alarm" events; the API lists, shows,
+ * acknowledges, clears and counts them on its own connection. */
+#include "rules/rules_int.h"
+
+#include "core/clock.h"
+#include "core/log.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ALARM_COLS                                                                                           \
+    "id, rule, rule_name, kind, entity, entity_type, attr, value, severity, category, state, district, grid, " \
+    "department, lon, lat, message, raised_at, acknowledged_at, acknowledged_by, cleared_at, cleared_by, "    \
+    "case_id, data"
+#define LIST_MAX 1000
+#define LIST_DEFAULT 50
+
+void rules__alarm_id(long long no, char out[ALARM_ID_MAX])
+{
+    snprintf(out, ALARM_ID_MAX, "A%06lld", no);
+}
+
+static long long alarm_no(const char *id)
+{
+    if (!id)
+        return -1;
+    if (*id == 'A' || *id == 'a')
+        id++;
+    char *end;
+    errno = 0;
+    long long n = strtoll(id, &end, 10);
+    return *id && !*end && !errno && n > 0 ? n : -1;
+}
+
+/* --- rows as ALARM JSON --- */
+
+static json_t *col_text(sqlite3_stmt *st, int i)
+{
+    const char *s = (const char *)sqlite3_column_text(st, i);
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *col_real(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null() : json_real(sqlite3_column_double(st, i));
+}
+
+static json_t *col_time(sqlite3_stmt *st, int i)
+{
+    char t[CLOCK_RFC3339_MAX];
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? json_null()
+                                                      : json_string(clock_format_rfc3339(sqlite3_column_int64(st, i), t));
+}
+
+static json_t *row_json(sqlite3_stmt *st)
+{
+    static const char *const names[] = {"id",          "rule",     "rule_name", "kind",       "entity",     "entity_type",
+                                        "attr",        "value",    "severity",  "category",   "state",      "district",
+                                        "grid",        "department", "lon",     "lat",        "message",    "raised_at",
+                                        "acknowledged_at", "acknowledged_by", "cleared_at", "cleared_by", "case", "data"};
+    json_t *a = json_object();
+    char id[ALARM_ID_MAX];
+    rules__alarm_id(sqlite3_column_int64(st, 0), id);
+    json_object_set_new(a, "id", json_string(id));
+    for (int i = 1; i < (int)(sizeof names / sizeof names[0]); i++) {
+        json_t *v;
+        if (i == 7 || i == 14 || i == 15)
+            v = col_real(st, i);
+        else if (i == 17 || i == 18 || i == 20)
+            v = col_time(st, i);
+        else if (i == 23) {
+            const char *d = (const char *)sqlite3_column_text(st, i);
+            v = d ? json_loads(d, 0, NULL) : NULL;
+            if (!v)
+                continue;
+        } else
+            v = col_text(st, i);
+        json_object_set_new(a, names[i], v);
+    }
+    return a;
+}
+
+/* The alarm no as JSON (caller owns), or NULL. */
+static json_t *load_alarm(db *d, long long no, int history)
+{
+    sqlite3_stmt *st = NULL;
+    json_t *a = NULL;
+    if (sqlite3_prepare_v2(db_sqlite(d), "SELECT " ALARM_COLS " FROM alarm WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_int64(st, 1, no);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        a = row_json(st);
+    sqlite3_finalize(st);
+    if (!a || !history)
+        return a;
+    json_t *h = json_array();
+    if (sqlite3_prepare_v2(db_sqlite(d), "SELECT action, at, actor, note, value FROM alarm_event WHERE alarm = ?1 ORDER BY seq",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, no);
+        while (sqlite3_step(st) == SQLITE_ROW)
+            json_array_append_new(h, json_pack("{s:o, s:o, s:o, s:o, s:o}", "action", col_text(st, 0), "at", col_time(st, 1),
+                                               "by", col_text(st, 2), "note", col_text(st, 3), "value", col_real(st, 4)));
+        sqlite3_finalize(st);
+    }
+    json_object_set_new(a, "history", h);
+    return a;
+}
+
+static int add_event(db *d, long long no, const char *action, int64_t at, const char *actor, const char *note,
+                     double value)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db_sqlite(d),
+                                "INSERT INTO alarm_event (alarm, action, at, actor, note, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, no);
+        sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, at);
+        sqlite3_bind_text(st, 4, actor, -1, SQLITE_STATIC);
+        if (note && *note)
+            sqlite3_bind_text(st, 5, note, -1, SQLITE_STATIC);
+        if (isfinite(value))
+            sqlite3_bind_double(st, 6, value);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : CB_EIO;
+}
+
+static void publish(rules *R, db *d, long long no, const char *type)
+{
+    if (!R->ev)
+        return;
+    json_t *a = load_alarm(d, no, 0);
+    if (!a)
+        return;
+    struct event_scope scope = {json_string_value(json_object_get(a, "district")),
+                                json_string_value(json_object_get(a, "department"))};
+    events_publish(R->ev, "alarm", type, &scope, a);
+}
+
+/* --- the rules thread: persisting what the evaluator queued --- */
+
+void rules__enqueue(rules *R, struct change *c)
+{
+    pthread_mutex_lock(&R->qlock);
+    c->next = NULL;
+    if (R->tail)
+        R->tail->next = c;
+    else
+        R->head = c;
+    R->tail = c;
+    R->queued++;
+    pthread_cond_signal(&R->qwake);
+    pthread_mutex_unlock(&R->qlock);
+}
+
+static long long active_alarm(db *d, const char *rule, const char *key)
+{
+    sqlite3_stmt *st = NULL;
+    long long no = 0;
+    if (sqlite3_prepare_v2(db_sqlite(d), "SELECT id FROM alarm WHERE rule = ?1 AND entity = ?2 AND state != 'cleared' "
+                                         "ORDER BY id DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, rule, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        no = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return no;
+}
+
+static void bind_json_text(sqlite3_stmt *st, int i, const json_t *o, const char *name)
+{
+    const char *s = json_string_value(json_object_get(o, name));
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+}
+
+static void bind_json_real(sqlite3_stmt *st, int i, const json_t *o, const char *name)
+{
+    const json_t *v = json_object_get(o, name);
+    if (json_is_number(v))
+        sqlite3_bind_double(st, i, json_number_value(v));
+}
+
+static long long insert_alarm(db *d, const struct change *c)
+{
+    sqlite3_stmt *st = NULL;
+    const json_t *a = c->alarm;
+    if (sqlite3_prepare_v2(db_sqlite(d),
+                           "INSERT INTO alarm (rule, rule_name, kind, entity, entity_type, attr, value, severity, category, "
+                           "state, district, grid, department, lon, lat, message, raised_at, data) VALUES (?1, ?2, ?3, ?4, "
+                           "?5, ?6, ?7, ?8, ?9, 'open', ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    static const char *const text[] = {"rule", "rule_name", "kind", "entity", "entity_type", "attr"};
+    for (int i = 0; i < 6; i++)
+        bind_json_text(st, i + 1, a, text[i]);
+    bind_json_real(st, 7, a, "value");
+    bind_json_text(st, 8, a, "severity");
+    bind_json_text(st, 9, a, "category");
+    bind_json_text(st, 10, a, "district");
+    bind_json_text(st, 11, a, "grid");
+    bind_json_text(st, 12, a, "department");
+    bind_json_real(st, 13, a, "lon");
+    bind_json_real(st, 14, a, "lat");
+    bind_json_text(st, 15, a, "message");
+    sqlite3_bind_int64(st, 16, c->ts);
+    char *data = json_object_get(a, "data") ? json_dumps(json_object_get(a, "data"), JSON_COMPACT) : NULL;
+    if (data)
+        sqlite3_bind_text(st, 17, data, -1, free);
+    long long no = sqlite3_step(st) == SQLITE_DONE ? sqlite3_last_insert_rowid(db_sqlite(d)) : -1;
+    sqlite3_finalize(st);
+    return no;
+}
+
+static void open_case(rules *R, db *d, long long no, const char *category)
+{
+    pthread_mutex_lock(&R->qlock);
+    rules_case_fn fn = R->case_fn;
+    void *ctx = R->case_ctx;
+    pthread_mutex_unlock(&R->qlock);
+    if (!fn)
+        return;
+    json_t *a = load_alarm(d, no, 0);
+    char case_id[RULES_CASE_ID_MAX] = "";
+    int rc = a ? fn(ctx, a, category, case_id, sizeof case_id) : CB_ENOMEM;
+    json_decref(a);
+    if (rc != 0 || !case_id[0]) {
+        log_event(LOG_WARN, "alarm_case", "alarm=%lld category=%s msg=\"the case hook failed\"", no, category);
+        return;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db_sqlite(d), "UPDATE alarm SET case_id = ?2 WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, no);
+        sqlite3_bind_text(st, 2, case_id, -1, SQLITE_STATIC);
+        sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    add_event(d, no, "case_opened", clock_now_ms(), "system", case_id, NAN);
+}
+
+static void persist_raise(rules *R, db *d, const struct change *c)
+{
+    if (active_alarm(d, c->rule, c->key) > 0)
+        return; /* already active (a replayed reading, or a rule edited while raised): dedup */
+    long long no = -1;
+    if (db_exec(d, "BEGIN IMMEDIATE", NULL) == 0) {
+        no = insert_alarm(d, c);
+        if (no > 0 && add_event(d, no, "raised", c->ts, "system",
+                                json_string_value(json_object_get(c->alarm, "message")), c->value) != 0)
+            no = -1;
+        db_exec(d, no > 0 ? "COMMIT" : "ROLLBACK", NULL);
+    }
+    if (no <= 0) {
+        atomic_fetch_add_explicit(&R->stats.failed, 1, memory_order_relaxed);
+        log_event(LOG_ERROR, "alarm", "rule=%s entity=%s msg=\"cannot store the alarm: %s\"", c->rule, c->key,
+                  sqlite3_errmsg(db_sqlite(d)));
+        return;
+    }
+    char id[ALARM_ID_MAX];
+    rules__alarm_id(no, id);
+    log_event(LOG_INFO, "alarm_raised", "alarm=%s rule=%s entity=%s", id, c->rule, c->key);
+    if (c->open_case[0])
+        open_case(R, d, no, c->open_case);
+    atomic_fetch_add_explicit(&R->stats.persisted, 1, memory_order_relaxed);
+    publish(R, d, no, "alarm.raised");
+}
+
+/* Clears the active alarm of (rule, key) as `by`; its number, 0 when none. */
+static long long clear_active(db *d, const char *rule, const char *key, int64_t at, const char *by, const char *note,
+                              double value)
+{
+    long long no = active_alarm(d, rule, key);
+    if (no <= 0)
+        return no;
+    sqlite3_stmt *st = NULL;
+    int ok = sqlite3_prepare_v2(db_sqlite(d), "UPDATE alarm SET state = 'cleared', cleared_at = ?2, cleared_by = ?3 "
+                                              "WHERE id = ?1 AND state != 'cleared'", -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_int64(st, 1, no);
+        sqlite3_bind_int64(st, 2, at);
+        sqlite3_bind_text(st, 3, by, -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db_sqlite(d)) == 1;
+    }
+    sqlite3_finalize(st);
+    if (!ok || add_event(d, no, "cleared", at, by, note, value) != 0)
+        return -1;
+    return no;
+}
+
+static void persist_clear(rules *R, db *d, const struct change *c)
+{
+    long long no = clear_active(d, c->rule, c->key, c->ts, "auto", c->note, c->value);
+    if (no < 0) {
+        atomic_fetch_add_explicit(&R->stats.failed, 1, memory_order_relaxed);
+        log_event(LOG_ERROR, "alarm", "rule=%s entity=%s msg=\"cannot clear the alarm: %s\"", c->rule, c->key,
+                  sqlite3_errmsg(db_sqlite(d)));
+    } else if (no > 0) {
+        atomic_fetch_add_explicit(&R->stats.persisted, 1, memory_order_relaxed);
+        publish(R, d, no, "alarm.cleared");
+    }
+}
+
+static void process(rules *R, struct change *list)
+{
+    while (list) {
+        struct change *next = list->next;
+        if (list->op == CHANGE_RAISE)
+            persist_raise(R, R->tdb, list);
+        else
+            persist_clear(R, R->tdb, list);
+        json_decref(list->alarm);
+        free(list);
+        pthread_mutex_lock(&R->qlock);
+        R->done++;
+        pthread_cond_broadcast(&R->qdone);
+        pthread_mutex_unlock(&R->qlock);
+        list = next;
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    rules *R = arg;
+    for (;;) {
+        pthread_mutex_lock(&R->qlock);
+        if (!R->head && !R->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&R->qwake, &R->qlock, &ts);
+        }
+        struct change *list = R->head;
+        R->head = R->tail = NULL;
+        int stopping = R->stopping;
+        pthread_mutex_unlock(&R->qlock);
+        process(R, list);
+        if (stopping && !list)
+            break;
+        int64_t now = clock_now_ms();
+        if (!stopping && now - R->last_tick_ms >= 1000) {
+            R->last_tick_ms = now;
+            rules_tick(R, now);
+        }
+    }
+    return NULL;
+}
+
+int rules__thread_start(rules *R, cb_error *err)
+{
+    if (pthread_create(&R->thread, NULL, thread_main, R) != 0)
+        return cb_error_set(err, CB_EINTERNAL, NULL, "cannot start the rules thread");
+    R->started = 1;
+    return 0;
+}
+
+void rules__thread_stop(rules *R)
+{
+    if (!R->started)
+        return;
+    pthread_mutex_lock(&R->qlock);
+    R->stopping = 1;
+    pthread_cond_signal(&R->qwake);
+    pthread_mutex_unlock(&R->qlock);
+    pthread_join(R->thread, NULL);
+    R->started = 0;
+}
+
+void rules_flush(rules *R)
+{
+    pthread_mutex_lock(&R->qlock);
+    uint64_t target = R->queued;
+    while (R->done < target && R->started)
+        pthread_cond_wait(&R->qdone, &R->qlock);
+    pthread_mutex_unlock(&R->qlock);
+}
+
+void rules_checkpoint(void *ctx)
+{
+    rules_flush(ctx);
+}
+
+void rules_set_case_hook(rules *R, rules_case_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&R->qlock);
+    R->case_fn = fn;
+    R->case_ctx = ctx;
+    pthread_mutex_unlock(&R->qlock);
+}
+
+/* --- seeding the evaluator from the alarms (see rules.h "Time") --- */
+
+static void seed_one(rules *R, struct rule *ru, const char *key, int active, int64_t raised_at, int64_t cleared_at)
+{
+    uint32_t k;
+    if (ru->kind == RULE_REGION_COUNT) {
+        if (rules__region_key(R, ru, key, &k) != 0)
+            return;
+    } else if ((k = state_find(R->st, key)) == STATE_NONE)
+        return;
+    struct rstate *s = rules__state(ru, k, 1);
+    if (!s)
+        return;
+    s->raised = (uint8_t)active;
+    s->newest_ts = active ? raised_at : cleared_at;
+    if (!active)
+        s->clear_ts = cleared_at;
+}
+
+int rules__seed(rules *R, struct rule *only, cb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&R->alock);
+    int rc = sqlite3_prepare_v2(db_sqlite(R->adb),
+                                "SELECT rule, entity, state != 'cleared', raised_at, coalesce(cleared_at, raised_at) FROM alarm "
+                                "WHERE id IN (SELECT max(id) FROM alarm WHERE ?1 IS NULL OR rule = ?1 GROUP BY rule, entity)",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK && only)
+        sqlite3_bind_text(st, 1, only->id, -1, SQLITE_STATIC);
+    while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        struct rule *ru = only ? only : rules__find(R, (const char *)sqlite3_column_text(st, 0), NULL);
+        if (ru)
+            seed_one(R, ru, (const char *)sqlite3_column_text(st, 1), sqlite3_column_int(st, 2),
+                     sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4));
+    }
+    if (rc != SQLITE_OK)
+        rc = db_error(R->adb, rc, "loading alarms", err);
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&R->alock);
+    return rc;
+}
+
+int rules__clear_rule_alarms(rules *R, const char *rule, const char *note)
+{
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&R->alock);
+    db *d = R->adb;
+    int64_t now = clock_now_ms();
+    int n = 0;
+    if (sqlite3_prepare_v2(db_sqlite(d), "SELECT entity FROM alarm WHERE rule = ?1 AND state != 'cleared'", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, rule, -1, SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            char key[ENTITY_ID_MAX];
+            snprintf(key, sizeof key, "%s", (const char *)sqlite3_column_text(st, 0));
+            long long no = clear_active(d, rule, key, now, "auto", note, NAN);
+            if (no > 0) {
+                publish(R, d, no, "alarm.cleared");
+                n++;
+            }
+        }
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&R->alock);
+    return n;
+}
+
+/* --- the API --- */
+
+static const char *const state_names[] = {"open", "acknowledged", "cleared", "active"};
+
+static int check_choice(const char *v, const char *field, const char *const *names, size_t n, cb_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0)
+            return 0;
+    return cb_error_set(err, CB_EINVALID_FIELD, field, "unknown %s '%s'", field, v);
+}
+
+/* Appends "AND column = ?N" for a filter; binds later in order. */
+struct where {
+    char sql[1024];
+    const char *args[12];
+    int n;
+};
+
+static void where_eq(struct where *w, const char *column, const char *value)
+{
+    if (!value || !*value)
+        return;
+    snprintf(w->sql + strlen(w->sql), sizeof w->sql - strlen(w->sql), " AND %s = ?%d", column, w->n + 1);
+    w->args[w->n++] = value;
+}
+
+static int where_state(struct where *w, const char *state, cb_error *err)
+{
+    if (!state || !*state)
+        return 0;
+    int rc = check_choice(state, "state", state_names, 4, err);
+    if (rc == 0 && strcmp(state, "active") == 0)
+        strcat(w->sql, " AND state != 'cleared'");
+    else if (rc == 0)
+        where_eq(w, "state", state);
+    return rc;
+}
+
+static void where_bind(const struct where *w, sqlite3_stmt *st)
+{
+    for (int i = 0; i < w->n; i++)
+        sqlite3_bind_text(st, i + 1, w->args[i], -1, SQLITE_STATIC);
+}
+
+static int parse_limit(const char *s, long *out, cb_error *err)
+{
+    *out = LIST_DEFAULT;
+    if (!s)
+        return 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 1 || v > LIST_MAX)
+        return cb_error_set(err, CB_EINVALID_FIELD, "limit", "limit must be 1 to %d", LIST_MAX);
+    *out = v;
+    return 0;
+}
+
+int alarm_list(rules *R, const struct alarm_filter *f, json_t **out, cb_error *err)
+{
+    struct where w = {" WHERE 1", {0}, 0};
+    long limit;
+    long long cursor = 0;
+    int rc = where_state(&w, f->state, err);
+    if (rc == 0 && f->severity && *f->severity)
+        rc = check_choice(f->severity, "severity", rules__severity_names, SEV_COUNT, err);
+    if (rc == 0)
+        rc = parse_limit(f->limit, &limit, err);
+    if (rc == 0 && f->cursor && *f->cursor && (cursor = alarm_no(f->cursor)) <= 0)
+        rc = cb_error_set(err, CB_EINVALID_FIELD, "cursor", "cursor must come from next_cursor");
+    if (rc != 0)
+        return rc;
+    where_eq(&w, "severity", f->severity);
+    where_eq(&w, "district", f->district);
+    where_eq(&w, "entity_type", f->type);
+    where_eq(&w, "entity", f->entity);
+    where_eq(&w, "rule", f->rule);
+    char sql[1400];
+    snprintf(sql, sizeof sql, "SELECT " ALARM_COLS " FROM alarm%s%s ORDER BY id DESC LIMIT %ld", w.sql,
+             cursor ? " AND id < ?12" : "", limit);
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&R->alock);
+    rc = sqlite3_prepare_v2(db_sqlite(R->adb), sql, -1, &st, NULL);
+    json_t *list = json_array();
+    long long last = 0;
+    if (rc == SQLITE_OK) {
+        where_bind(&w, st);
+        if (cursor)
+            sqlite3_bind_int64(st, 12, cursor);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            last = sqlite3_column_int64(st, 0);
+            json_array_append_new(list, row_json(st));
+        }
+        rc = rc == SQLITE_DONE ? 0 : db_error(R->adb, rc, "listing alarms", err);
+    } else
+        rc = db_error(R->adb, rc, "listing alarms", err);
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&R->alock);
+    if (rc != 0) {
+        json_decref(list);
+        return rc;
+    }
+    char next[ALARM_ID_MAX];
+    rules__alarm_id(last, next);
+    *out = json_pack("{s:o, s:o}", "alarms", list, "next_cursor",
+                     (long)json_array_size(list) == limit && last > 1 ? json_string(next) : json_null());
+    return *out ? 0 : cb_error_set(err, CB_ENOMEM, NULL, "out of memory");
+}
+
+int alarm_get(rules *R, const char *id, json_t **out, cb_error *err)
+{
+    long long no = alarm_no(id);
+    pthread_mutex_lock(&R->alock);
+    *out = no > 0 ? load_alarm(R->adb, no, 1) : NULL;
+    pthread_mutex_unlock(&R->alock);
+    return *out ? 0 : cb_error_set(err, CB_ENOT_FOUND, "id", "no alarm '%s'", id);
+}
+
+/* Moves alarm no from one of the states in `from` to `to` as `by`. */
+static int transition(rules *R, long long no, const char *from_sql, const char *to, const char *by, const char *note,
+                      cb_error *err)
+{
+    char sql[256];
+    int64_t now = clock_now_ms();
+    snprintf(sql, sizeof sql, "UPDATE alarm SET state = '%s', %s_at = ?2, %s_by = ?3 WHERE id = ?1 AND state IN (%s)",
+             to, to, to, from_sql);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db_sqlite(R->adb), sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, no);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_text(st, 3, by, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    int changed = rc == SQLITE_OK && sqlite3_changes(db_sqlite(R->adb)) == 1;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        return db_error(R->adb, rc, "changing the alarm", err);
+    if (!changed) {
+        json_t *a = load_alarm(R->adb, no, 0);
+        char id[ALARM_ID_MAX];
+        rules__alarm_id(no, id);
+        rc = a ? cb_error_set(err, CB_ECONFLICT, "state", "alarm %s is %s: it cannot be %s", id,
+                              json_string_value(json_object_get(a, "state")), to)
+               : cb_error_set(err, CB_ENOT_FOUND, "id", "no alarm '%s'", id);
+        json_decref(a);
+        return rc;
+    }
+    return add_event(R->adb, no, to, now, by, note, NAN);
+}
+
+int alarm_acknowledge(rules *R, const char *id, const char *by, const char *note, json_t **out, cb_error *err)
+{
+    long long no = alarm_no(id);
+    if (no <= 0)
+        return cb_error_set(err, CB_ENOT_FOUND, "id", "no alarm '%s'", id);
+    pthread_mutex_lock(&R->alock);
+    int rc = transition(R, no, "'open'", "acknowledged", by, note, err);
+    if (rc == 0) {
+        publish(R, R->adb, no, "alarm.acknowledged");
+        *out = load_alarm(R->adb, no, 1);
+    }
+    pthread_mutex_unlock(&R->alock);
+    return rc;
+}
+
+/* After a person clears an alarm, the rule starts afresh for its entity: a
+ * condition that still holds raises a new alarm with the next reading. */
+static void forget_raised(rules *R, const char *rule, const char *key, int64_t at)
+{
+    state_rdlock(R->st);
+    pthread_mutex_lock(&R->lock);
+    struct rule *ru = rules__find(R, rule, NULL);
+    uint32_t k = STATE_NONE;
+    if (ru && ru->kind == RULE_REGION_COUNT)
+        rules__region_key(R, ru, key, &k);
+    else if (ru)
+        k = state_find(R->st, key);
+    struct rstate *s = ru && k != STATE_NONE ? rules__state(ru, k, 0) : NULL;
+    if (s && s->raised) {
+        s->raised = 0;
+        s->holding = 0;
+        s->clear_ts = at;
+    }
+    pthread_mutex_unlock(&R->lock);
+    state_unlock(R->st);
+}
+
+int alarm_clear(rules *R, const char *id, const char *by, const char *note, json_t **out, cb_error *err)
+{
+    long long no = alarm_no(id);
+    if (no <= 0)
+        return cb_error_set(err, CB_ENOT_FOUND, "id", "no alarm '%s'", id);
+    pthread_mutex_lock(&R->alock);
+    int rc = transition(R, no, "'open', 'acknowledged'", "cleared", by, note, err);
+    if (rc == 0) {
+        publish(R, R->adb, no, "alarm.cleared");
+        *out = load_alarm(R->adb, no, 1);
+    }
+    pthread_mutex_unlock(&R->alock);
+    if (rc == 0 && *out)
+        forget_raised(R, json_string_value(json_object_get(*out, "rule")), json_string_value(json_object_get(*out, "entity")),
+                      clock_now_ms());
+    return rc;
+}
+
+static int count_by(db *d, const struct where *w, const char *column, json_t *into, cb_error *err)
+{
+    char sql[1300];
+    snprintf(sql, sizeof sql, "SELECT coalesce(%s, ''), count(*) FROM alarm%s GROUP BY 1 ORDER BY 1", column, w->sql);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db_sqlite(d), sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        where_bind(w, st);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            json_object_set_new(into, (const char *)sqlite3_column_text(st, 0), json_integer(sqlite3_column_int64(st, 1)));
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : db_error(d, rc, "counting alarms", err);
+}
+
+int alarm_stats(rules *R, const char *state, json_t **out, cb_error *err)
+{
+    struct where w = {" WHERE 1", {0}, 0};
+    int rc = where_state(&w, state && *state ? state : "active", err);
+    if (rc != 0)
+        return rc;
+    json_t *sev = json_object(), *type = json_object(), *dist = json_object();
+    for (int i = 0; i < SEV_COUNT; i++)
+        json_object_set_new(sev, rules__severity_names[i], json_integer(0));
+    pthread_mutex_lock(&R->alock);
+    rc = count_by(R->adb, &w, "severity", sev, err);
+    if (rc == 0)
+        rc = count_by(R->adb, &w, "entity_type", type, err);
+    if (rc == 0)
+        rc = count_by(R->adb, &w, "district", dist, err);
+    pthread_mutex_unlock(&R->alock);
+    json_int_t total = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(sev, k, v) total += json_integer_value(v);
+    *out = json_pack("{s:I, s:o, s:o, s:o}", "total", total, "by_severity", sev, "by_type", type, "by_district", dist);
+    if (rc != 0) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}

@@ -1,0 +1,139 @@
+// A citizen's report from the form on /m/ to closure and rating: the citizen
+// page submits through Open311 with a photo and the phone's position, the
+// operator page (/cases.html) takes the case through its workflow (and shows
+// a refused action's error plainly), and the citizen rates it.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { launch, openPage, screenshot, startServer } from "./harness.mjs";
+
+const PNG = Buffer.from("89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
+  "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e5272ee60000000049454e44ae426082", "hex");
+const JIEFANG = { longitude: 113.2308, latitude: 35.2403 }; // 解放区
+
+let server, browser, appKey, adminKey;
+
+before(async () => {
+  server = await startServer();
+  appKey = server.key("hotline", "--name", "市民端");
+  adminKey = server.key("admin");
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+async function citizenPage() {
+  const page = await openPage(browser, {
+    viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
+    geolocation: JIEFANG, permissions: ["geolocation"],
+  });
+  await page.goto(`${server.url}/m/?api_key=${encodeURIComponent(appKey)}`);
+  await page.waitForFunction(() => document.body.dataset.ready);
+  return page;
+}
+
+async function operatorPage(id, allow) {
+  const page = await openPage(browser, { allow });
+  await page.goto(server.url + "/cases.html");
+  await page.evaluate((k) => localStorage.setItem("citybrain.key", k), adminKey);
+  await page.goto(`${server.url}/cases.html?id=${id}`);
+  await page.waitForSelector(`#detail[data-case="${id}"]`);
+  return page;
+}
+
+async function act(page, action, fill = async () => {}) {
+  const before = await page.getAttribute("#detail", "data-status");
+  const form = page.locator(`form.action[data-action="${action}"]`);
+  await fill(form);
+  await form.locator("button[type=submit]").click();
+  await page.waitForFunction((b) => document.querySelector("#detail").dataset.status !== b, before);
+  return page.getAttribute("#detail", "data-status");
+}
+
+let id;
+
+test("a citizen reports a problem with a photo and the phone's position", async () => {
+  const page = await citizenPage();
+  await page.selectOption("select[name=service_code]", "01001");
+  await page.selectOption("select[name='attr:condition']", "damaged");
+  await page.fill("textarea[name=description]", "人民路口井盖破损，有人差点绊倒");
+
+  await page.setInputFiles("input[name=photo]", { name: "note.txt", mimeType: "text/plain", buffer: Buffer.from("hi") });
+  await page.waitForSelector("#photo-state:has-text('照片未上传')");
+  assert.match(await page.textContent("#photo-state"), /JPEG、PNG 或 WebP/);
+  await page.setInputFiles("input[name=photo]", { name: "well.png", mimeType: "image/png", buffer: PNG });
+  await page.waitForSelector("#photo-state:has-text('照片已上传')");
+
+  await page.click("#locate");
+  await page.waitForSelector("#where:has-text('已选位置')");
+  await page.click("#report-form button[type=submit]");
+  await page.waitForSelector("#receipt:not([hidden])");
+  id = (await page.textContent("#tracking")).trim();
+  assert.match(id, /^C\d{8}-\d{6}$/);
+  await screenshot(page, "citizen-submitted");
+
+  const c = (await server.request("GET", `/api/v1/cases/${id}`, { key: adminKey })).json;
+  assert.equal(c.channel, "citizen");
+  assert.equal(c.category, "01001");
+  assert.equal(c.district, "410802");
+  assert.equal(c.media.length, 1);
+  assert.deepEqual(page.problems, []);
+});
+
+test("the operator page takes the case to closure and shows a refused action's error", async () => {
+  assert.ok(id, "needs the citizen's report");
+  const page = await operatorPage(id, (text, url) => text.includes("status of 409") && url.endsWith(`/${id}/accept`));
+  assert.equal(await page.getAttribute("#detail", "data-status"), "reported");
+  assert.equal(await page.locator("#detail > .photos img").count(), 1);
+
+  // Someone else accepts it meanwhile: this page's 受理 is refused with 409.
+  await server.request("POST", `/api/v1/cases/${id}/accept`, { key: adminKey, body: {} });
+  await page.locator('form.action[data-action="accept"] button').click();
+  const error = page.locator('form.action[data-action="accept"] .error');
+  await error.filter({ hasText: "409" }).waitFor();
+  assert.match(await error.textContent(), /操作被拒绝（409 conflict）：.*accept is not allowed/);
+
+  await page.reload();
+  await page.waitForSelector(`#detail[data-case="${id}"]`);
+  let status = await act(page, "file");
+  if (status === "filed")
+    status = await act(page, "dispatch");
+  assert.equal(status, "dispatched");
+  assert.equal(await act(page, "start"), "in_progress");
+  assert.equal(await act(page, "handle", (f) => f.locator("textarea[name=note]").fill("已更换井盖")), "handled");
+  assert.equal(await act(page, "check", (f) => f.locator("select[name=passed]").selectOption("true")), "checked");
+  assert.equal(await act(page, "close"), "closed");
+  assert.ok(await page.locator(".timeline li").count() >= 8);
+  await screenshot(page, "cases-closed");
+  assert.deepEqual(page.problems, []);
+});
+
+test("the citizen follows the closed case and rates it", async () => {
+  assert.ok(id, "needs the citizen's report");
+  const page = await citizenPage();
+  await page.click("nav button[data-tab=track]");
+  await page.fill("#track-form input[name=id]", id);
+  await page.click("#track-form button[type=submit]");
+  await page.waitForSelector(".rating");
+  assert.match(await page.textContent("#request .card"), /已办结 · 已结案/);
+  await page.click(".rating button[data-rating=满意]");
+  await page.waitForSelector(".rated");
+  assert.equal(await page.textContent(".rated"), "您的评价：满意");
+  await screenshot(page, "citizen-rated");
+  const c = (await server.request("GET", `/api/v1/cases/${id}`, { key: adminKey })).json;
+  assert.equal(c.rating, "满意");
+  assert.equal(c.status, "evaluated");
+  assert.deepEqual(page.problems, []);
+});
+
+test("without an api_key the citizen page says it cannot submit", async () => {
+  const page = await openPage(browser, { viewport: { width: 390, height: 844 } });
+  await page.goto(`${server.url}/m/`);
+  await page.waitForFunction(() => document.body.dataset.ready);
+  assert.equal(await page.isDisabled("#report-form button[type=submit]"), true);
+  assert.match(await page.textContent("#report-form .error"), /未配置应用密钥/);
+  assert.deepEqual(page.problems, []);
+});
