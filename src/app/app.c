@@ -92,7 +92,7 @@ void app_close(struct app *a)
     rules_close(a->rules);   /* after ingest: the writer's last readings are evaluated, their alarms stored */
     a->rules = NULL;
     series_close(a->series);
-    kpi_ticker_stop(a->kpi); /* before events: it publishes kpi.tick */
+    kpi_worker_stop(a->kpi); /* after HTTP (it answers requests), before events (kpi.tick) */
     a->kpi = NULL;
     cases_close(a->cases);   /* before events: it publishes case and supervision events */
     a->cases = NULL;
@@ -178,7 +178,7 @@ int cmd_serve(int argc, char **argv)
     struct http_options ho = {&a.cfg, app_routes, app_route_count, authenticate, &a};
     int rc = app_open_city(&a, &err);
     if (rc == 0)
-        rc = kpi_ticker_start(a.cfg.data_dir, a.events, KPI_TICK_MS, &a.kpi, &err);
+        rc = kpi_worker_start(a.cfg.data_dir, a.events, KPI_TICK_MS, &a.kpi, &err);
     if (rc == 0)
         rc = http_server_start(&ho, &a.http, &err);
     if (rc == 0)

@@ -36,7 +36,7 @@ struct app {
     ingest *ingest;
     rules *rules;           /* rules and alarms; opened before ingest, closed after it */
     cases *cases;           /* the case centre; opened after events, closed before them */
-    kpi_ticker *kpi;        /* kpi.tick every minute; after cases, stopped before events */
+    kpi_worker *kpi;        /* KPI queries off the HTTP thread, kpi.tick; stopped before events */
     mqtt_client *mqtt;
     http_server *http;
     double started; /* clock_mono_s at start */

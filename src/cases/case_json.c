@@ -49,7 +49,7 @@ int cases__load(cases *c, const char *id, struct cb_case *k, cb_error *err)
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
-        sqlite3_finalize(st);
+        cases__finish(c, st);
         return rc == SQLITE_DONE ? cb_error_set(err, CB_ENOT_FOUND, "id", "no case %s", id)
                                  : cases__step_error(c, rc, "reading the case", err);
     }
@@ -75,7 +75,7 @@ int cases__load(cases *c, const char *id, struct cb_case *k, cb_error *err)
     k->extension_minutes = sqlite3_column_int(st, 17);
     k->extension_request = sqlite3_column_int(st, 18);
     k->rework_count = sqlite3_column_int(st, 19);
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     if ((int)k->status < 0)
         return cb_error_set(err, CB_ECORRUPT, "status", "case %s has an unknown status", id);
     return 0;
@@ -208,7 +208,7 @@ static json_t *history_json(cases *c, const char *id)
                                               text_or_null(st, 6), "attachments", a ? a : json_array(),
                                               "department", text_or_null(st, 8)));
     }
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return list;
 }
 
@@ -219,7 +219,7 @@ json_t *cases__json(cases *c, const char *id, const struct principal *who, int64
         return NULL;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     json_t *o = sqlite3_step(st) == SQLITE_ROW ? row_json(c, st, who, now, detail) : NULL;
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     if (o && detail)
         json_object_set_new(o, "history", history_json(c, id));
     return o;
@@ -401,7 +401,7 @@ int cases_list(cases *c, const struct principal *who, const struct case_filter *
     } else {
         rc = err ? err->code : CB_EINTERNAL;
     }
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     pthread_mutex_unlock(&c->mu);
     if (rc != 0) {
         json_decref(list);
@@ -429,7 +429,7 @@ static json_t *count_by(cases *c, const char *column, const struct where *w, con
         const char *k = (const char *)sqlite3_column_text(st, 0);
         json_object_set_new(o, k ? k : "", json_integer(sqlite3_column_int64(st, 1)));
     }
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return o;
 }
 
@@ -446,7 +446,7 @@ static long long count_where(cases *c, const struct where *w, const char *extra,
         sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, "?99"), now);
     if (sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return n;
 }
 
@@ -483,7 +483,7 @@ int cases_stats(cases *c, const struct principal *who, const char *district, int
                 hours[h < 24 ? h : 23] += sqlite3_column_int64(st, 1); /* created at `now` itself: the last hour */
         }
     }
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     pthread_mutex_unlock(&c->mu);
     for (int i = 0; i < 24; i++)
         json_array_append_new(by_hour, json_integer(hours[i]));

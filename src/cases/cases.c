@@ -19,14 +19,57 @@ const struct principal cases__system = {.id = "system", .role = ROLE_ADMIN, .nam
 
 sqlite3_stmt *cases__prepare(cases *c, const char *sql, cb_error *err)
 {
+    struct stmt_slot *victim = NULL;
+    for (int i = 0; i < CASES_STMT_CACHE; i++) {
+        struct stmt_slot *s = &c->stmts[i];
+        if (s->sql && !s->in_use && strcmp(s->sql, sql) == 0) {
+            s->in_use = 1;
+            s->last_used = ++c->stmt_clock;
+            return s->st;
+        }
+        if (!s->in_use && (!victim || !s->sql || (victim->sql && s->last_used < victim->last_used)))
+            victim = s;
+    }
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db_sqlite(c->d), sql, -1, &st, NULL);
+    int rc = sqlite3_prepare_v3(db_sqlite(c->d), sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
     if (rc != SQLITE_OK) {
         db_error(c->d, rc, "preparing a case query", err);
         sqlite3_finalize(st);
         return NULL;
     }
+    char *copy = victim ? strdup(sql) : NULL;
+    if (copy) {
+        free(victim->sql);
+        sqlite3_finalize(victim->st);
+        *victim = (struct stmt_slot){copy, st, 1, ++c->stmt_clock};
+    }
     return st;
+}
+
+void cases__finish(cases *c, sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < CASES_STMT_CACHE; i++) {
+        if (c->stmts[i].st == st) {
+            assert(c->stmts[i].in_use);
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            c->stmts[i].in_use = 0;
+            return;
+        }
+    }
+    sqlite3_finalize(st);
+}
+
+static void stmt_cache_free(cases *c)
+{
+    for (int i = 0; i < CASES_STMT_CACHE; i++) {
+        assert(!c->stmts[i].in_use);
+        sqlite3_finalize(c->stmts[i].st);
+        free(c->stmts[i].sql);
+        c->stmts[i] = (struct stmt_slot){NULL, NULL, 0, 0};
+    }
 }
 
 int cases__step_error(cases *c, int rc, const char *what, cb_error *err)
@@ -74,6 +117,7 @@ void cases_close(cases *c)
     if (!c)
         return;
     cases__supervise_stop(c);
+    stmt_cache_free(c);
     db_close(c->d);
     calendar_free(c->cal);
     pthread_cond_destroy(&c->wake);
@@ -141,7 +185,7 @@ static int set_step(cases *c, const char *id, const char *step, int64_t start, i
         sqlite3_bind_int64(st, 4, deadline);
     }
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return rc == SQLITE_DONE ? 0 : cases__step_error(c, rc, "setting the case timer", err);
 }
 
@@ -178,7 +222,7 @@ int cases__add_history(cases *c, const char *id, int from, enum case_status to, 
     sqlite3_bind_text(st, 9, note ? note : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 10, att ? att : "[]", -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     free(att);
     return rc == SQLITE_DONE ? 0 : cases__step_error(c, rc, "recording the transition", err);
 }
@@ -196,7 +240,7 @@ int cases__update(cases *c, const char *id, const char *set, int64_t now, const 
     if (sqlite3_bind_parameter_count(st) >= 3)
         cases__bind_text(st, 3, text);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return rc == SQLITE_DONE ? 0 : cases__step_error(c, rc, "updating the case", err);
 }
 

@@ -14,6 +14,15 @@
 #include <sqlite3.h>
 
 #define CASE_CODE_MAX 40 /* category, department, district and grid codes */
+#define CASES_STMT_CACHE 64 /* prepared statements kept, by SQL text */
+
+/* One cached statement: parsing SQL was half of an intake's time. */
+struct stmt_slot {
+    char *sql;          /* owned copy of the text; NULL: free slot */
+    sqlite3_stmt *st;   /* owned */
+    int in_use;         /* handed out by cases__prepare, not yet finished */
+    uint64_t last_used; /* for evicting the least recently used */
+};
 
 struct cases {
     pthread_mutex_t mu;          /* guards d and every table below */
@@ -25,6 +34,8 @@ struct cases {
     pthread_t thread;
     pthread_cond_t wake;
     int running, stopping;
+    struct stmt_slot stmts[CASES_STMT_CACHE]; /* guarded by mu, like d */
+    uint64_t stmt_clock;
 };
 
 /* The workflow-relevant part of a case row (descriptions and reporter stay
@@ -70,8 +81,12 @@ struct category_limit {
     int urgent;
 };
 
-/* Prepares sql on the cases connection; NULL with err filled. */
+/* A statement for sql on the cases connection, from the cache or newly
+ * prepared; NULL with err filled. Give it back with cases__finish (which
+ * resets it and clears its bindings, or finalizes one the cache has no room
+ * for). c->mu held, or the module not yet shared (cases_open). */
 sqlite3_stmt *cases__prepare(cases *c, const char *sql, cb_error *err);
+void cases__finish(cases *c, sqlite3_stmt *st); /* NULL-safe */
 int cases__step_error(cases *c, int rc, const char *what, cb_error *err);
 /* Binds text or NULL for "" / NULL. */
 void cases__bind_text(sqlite3_stmt *st, int i, const char *s);

@@ -30,7 +30,7 @@ static int table_empty(cases *c, const char *table)
     snprintf(sql, sizeof sql, "SELECT NOT EXISTS (SELECT 1 FROM %s)", table);
     sqlite3_stmt *st = cases__prepare(c, sql, NULL);
     int empty = st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return empty;
 }
 
@@ -163,7 +163,7 @@ static int import_categories_locked(cases *c, const json_t *doc, size_t *count, 
         if (rc == 0)
             rc = import_class(st, cls, i, faults, count, err);
     }
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     if (rc == 0 && *count == 0)
         rc = cb_error_set(err, CB_EINVALID_FIELD, "classes", "the file holds no categories");
     db_exec(c->d, rc == 0 ? "COMMIT" : "ROLLBACK", NULL);
@@ -198,7 +198,7 @@ int cases_categories(cases *c, json_t **out, cb_error *err)
     int rc = st ? 0 : CB_EINTERNAL;
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(list, category_json(st));
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     pthread_mutex_unlock(&c->mu);
     if (rc != 0) {
         json_decref(list);
@@ -256,7 +256,7 @@ static int category_put_locked(cases *c, const char *code, const json_t *body, c
     if (enabled)
         sqlite3_bind_int(st, 7, json_is_true(enabled));
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return rc == SQLITE_DONE ? 0 : cases__step_error(c, rc, "storing the category", err);
 }
 
@@ -270,7 +270,7 @@ int cases_category_put(cases *c, const char *code, const json_t *body, json_t **
     if (st) {
         sqlite3_bind_text(st, 1, code, -1, SQLITE_TRANSIENT);
         *out = sqlite3_step(st) == SQLITE_ROW ? category_json(st) : NULL;
-        sqlite3_finalize(st);
+        cases__finish(c, st);
     }
     pthread_mutex_unlock(&c->mu);
     return rc;
@@ -287,7 +287,7 @@ int cases__category_limit(cases *c, const char *code, struct category_limit *out
     int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : CB_ENOT_FOUND;
     if (rc == 0)
         *out = (struct category_limit){sqlite3_column_int(st, 0), sqlite3_column_int(st, 1), sqlite3_column_int(st, 2)};
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     if (rc != 0)
         return cb_error_set(err, CB_EINVALID_FIELD, "category", "unknown category '%s' (see GET /api/v1/categories)",
                             code);
@@ -325,7 +325,7 @@ static int import_departments(cases *c, const json_t *doc, cb_error *err)
             break;
         }
     }
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return rc;
 }
 
@@ -336,7 +336,7 @@ int cases__department_exists(cases *c, const char *code)
         return 0;
     sqlite3_bind_text(st, 1, code, -1, SQLITE_TRANSIENT);
     int found = sqlite3_step(st) == SQLITE_ROW;
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return found;
 }
 
@@ -352,7 +352,7 @@ int cases_departments(cases *c, json_t **out, cb_error *err)
                                               sqlite3_column_text(st, 2), "district", sqlite3_column_text(st, 3),
                                               "phone", sqlite3_column_text(st, 4)));
     int rc = st ? 0 : err ? err->code : CB_EINTERNAL;
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     pthread_mutex_unlock(&c->mu);
     if (rc != 0) {
         json_decref(list);
@@ -418,7 +418,7 @@ static int routing_replace(cases *c, const json_t *rules, cb_error *err)
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = cases__step_error(c, SQLITE_ERROR, "storing a routing rule", err);
     }
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     db_exec(c->d, rc == 0 ? "COMMIT" : "ROLLBACK", NULL);
     return rc;
 }
@@ -436,7 +436,7 @@ static json_t *routing_json(cases *c)
                                               "region", sqlite3_column_text(st, 1), "department",
                                               sqlite3_column_text(st, 2), "department_name",
                                               sqlite3_column_text(st, 3)));
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return json_pack("{s:o}", "rules", list);
 }
 
@@ -490,7 +490,7 @@ int cases__route(cases *c, const char *category, const char *district, const cha
             break;
         }
     }
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     if (!found)
         out[0] = '\0';
     return found;
@@ -533,7 +533,7 @@ static int import_calendar(cases *c, const json_t *doc, cb_error *err)
                 rc = cases__step_error(c, SQLITE_ERROR, "storing a calendar day", err);
         }
     }
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return rc;
 }
 
@@ -549,7 +549,7 @@ int cases__load_calendar(cases *c, cb_error *err)
         p[n][1] = sqlite3_column_int(st, 1);
         n++;
     }
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     if (n > 0)
         rc = calendar_set_periods(cal, (const int (*)[2])p, n, err);
     st = rc == 0 ? cases__prepare(c, "SELECT day, kind FROM calendar_day", err) : NULL;
@@ -558,7 +558,7 @@ int cases__load_calendar(cases *c, cb_error *err)
                               strcmp((const char *)sqlite3_column_text(st, 1), "workday") == 0 ? CALENDAR_WORKDAY
                                                                                                 : CALENDAR_HOLIDAY,
                               err);
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     if (rc != 0) {
         calendar_free(cal);
         return rc;

@@ -53,7 +53,7 @@ static int find_duplicate(cases *c, const char *category, const char *self, doub
             found = 1;
         }
     }
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return found;
 }
 
@@ -187,7 +187,7 @@ static int next_id(cases *c, int64_t now, char *out, cb_error *err)
     sqlite3_bind_text(st, 1, day, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
     long long n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     if (rc != SQLITE_ROW)
         return cases__step_error(c, rc, "numbering the case", err);
     snprintf(out, CASE_ID_MAX, "C%.4s%.2s%.2s-%06lld", day, day + 5, day + 8, n);
@@ -227,7 +227,7 @@ static int insert_case(cases *c, const struct principal *who, const struct intak
     sqlite3_bind_int64(st, 16, now);
     sqlite3_bind_int64(st, 17, calendar_add_natural(now, c->opt.file_limit_min));
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     free(media);
     return rc == SQLITE_DONE ? 0 : cases__step_error(c, rc, "storing the case", err);
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define KEY_MAX 64
 #define OPEN_SQL "k.status NOT IN ('closed', 'evaluated', 'rejected')"
@@ -98,16 +99,15 @@ static long long count_of(const struct kpi_row *r, size_t field)
 struct grouping {
     const char *by;
     const char *case_key;    /* SQL over k (cases) */
-    const char *history_key; /* SQL over h (case_history) and k */
     const char *only;        /* extra condition on k, "1" if none */
-    int department;          /* 1: the department weights */
+    int department;          /* 1: the department weights, dispatches from the history */
 };
 
 static const struct grouping groupings[] = {
-    {"department", "k.department", "h.department", "k.department IS NOT NULL", 1},
-    {"district", "coalesce(k.district, '')", "coalesce(k.district, '')", "1", 0},
-    {"role", ROLE_KEY_SQL, ROLE_KEY_SQL, "1", 0},
-    {"city", "'city'", "'city'", "1", 0},
+    {"department", "k.department", "k.department IS NOT NULL", 1},
+    {"district", "coalesce(k.district, '')", "1", 0},
+    {"role", ROLE_KEY_SQL, "1", 0},
+    {"city", "'city'", "1", 0},
 };
 
 static const struct {
@@ -203,6 +203,8 @@ static void fill_cases(struct kpi_row *r, sqlite3_stmt *st)
         *c[i] = sqlite3_column_int64(st, (int)i + 1);
     r->handle_hours = mean_or_nan(st, 16);
     r->close_hours = mean_or_nan(st, 17);
+    r->dispatches = sqlite3_column_int64(st, 18);
+    r->returns = sqlite3_column_int64(st, 19);
 }
 
 static void fill_dispatches(struct kpi_row *r, sqlite3_stmt *st)
@@ -211,8 +213,9 @@ static void fill_dispatches(struct kpi_row *r, sqlite3_stmt *st)
     r->returns = sqlite3_column_int64(st, 2);
 }
 
-/* The counts of `cases` per group, then dispatches and returns per group
- * from the history of the window's cases. */
+/* The counts of `cases` per group. A case's dispatch_count and return_count
+ * serve every grouping by the case; departments take theirs from the
+ * history instead, where each dispatch and return names its department. */
 static int count(db *d, const struct grouping *g, const struct scope *sc, struct rows *rs, cb_error *err)
 {
     char sql[2048];
@@ -226,18 +229,20 @@ static int count(db *d, const struct grouping *g, const struct scope *sc, struct
              "sum(k.rating IN ('满意', '基本满意')), sum(" OPEN_SQL "), sum(k.step IS NOT NULL AND k.deadline < ?3), "
              "avg(CASE WHEN k.handled_at IS NOT NULL AND k.dispatched_at IS NOT NULL THEN k.handled_at - "
              "k.dispatched_at END) / 3600000.0, avg(CASE WHEN k.closed_at IS NOT NULL THEN k.closed_at - "
-             "k.created_at END) / 3600000.0 "
+             "k.created_at END) / 3600000.0, sum(k.dispatch_count), sum(k.return_count) "
              "FROM cases k WHERE k.created_at >= ?1 AND k.created_at < ?2 AND %s%s GROUP BY g",
              g->case_key, g->only, sc->dep ? " AND k.department = ?4" : "");
     int rc = each_group(d, sql, sc, fill_cases, rs, err);
-    if (rc != 0)
+    if (rc != 0 || !g->department)
         return rc;
+    for (size_t i = 0; i < rs->n; i++)
+        rs->v[i].dispatches = rs->v[i].returns = 0;
+    /* h.at >= from: no step of a case happens before it was created (the index on (action, at) narrows) */
     snprintf(sql, sizeof sql,
-             "SELECT %s AS g, sum(h.action = 'dispatch'), sum(h.action = 'return') FROM case_history h JOIN cases "
-             "k ON k.id = h.case_id WHERE h.action IN ('dispatch', 'return') AND k.created_at >= ?1 AND "
-             "k.created_at < ?2 %s GROUP BY g",
-             g->history_key,
-             !sc->dep ? "" : g->department ? "AND h.department = ?4" : "AND k.department = ?4");
+             "SELECT h.department AS g, sum(h.action = 'dispatch'), sum(h.action = 'return') FROM case_history h "
+             "JOIN cases k ON k.id = h.case_id WHERE h.action IN ('dispatch', 'return') AND h.at >= ?1 AND "
+             "k.created_at >= ?1 AND k.created_at < ?2%s GROUP BY g",
+             sc->dep ? " AND h.department = ?4" : "");
     return each_group(d, sql, sc, fill_dispatches, rs, err);
 }
 
@@ -424,90 +429,187 @@ int kpi_summary(db *d, int64_t now, json_t **out, cb_error *err)
     return *out ? 0 : cb_error_set(err, CB_ENOMEM, NULL, "KPI summary");
 }
 
-/* ---- the ticker ---- */
+/* ---- the worker ---- */
 
-struct kpi_ticker {
-    db *d;           /* owned; the thread's connection */
-    events *ev;      /* borrowed */
-    int interval_ms;
+/* A submitted query with its own copies of the strings. */
+struct kpi_job {
+    struct kpi_job *next;
+    char *by, *from, *to, *department;
+    int64_t now;
+    kpi_done_fn done;
+    void *ctx;
+};
+
+struct kpi_worker {
+    db *d;              /* owned; the worker thread's connection */
+    events *ev;         /* borrowed; NULL: no tick */
+    int tick_ms;        /* 0: no tick */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    int stopping;    /* guarded by mu */
+    struct kpi_job *head, *tail; /* FIFO; guarded by mu */
+    int queued;         /* guarded by mu */
+    int stopping;       /* guarded by mu */
 };
 
-static void tick(kpi_ticker *t)
+static void job_free(struct kpi_job *j)
+{
+    free(j->by);
+    free(j->from);
+    free(j->to);
+    free(j->department);
+    free(j);
+}
+
+static void run_job(kpi_worker *w, struct kpi_job *j)
+{
+    struct kpi_query q = {j->by, j->from, j->to, j->department, j->now};
+    json_t *out = NULL;
+    cb_error err;
+    int rc = kpi_compute(w->d, &q, &out, &err);
+    j->done(j->ctx, rc, rc == 0 ? out : NULL, &err);
+}
+
+static void tick(kpi_worker *w)
 {
     json_t *data;
     cb_error err;
-    if (kpi_summary(t->d, clock_now_ms(), &data, &err) != 0) {
+    if (kpi_summary(w->d, clock_now_ms(), &data, &err) != 0) {
         log_event(LOG_WARN, "kpi", "msg=\"no kpi.tick\" error=%s detail=\"%s\"", cb_err_name(err.code), err.message);
         return;
     }
     struct event_scope scope = {NULL, NULL};
-    events_publish(t->ev, "kpi", "kpi.tick", &scope, data);
+    events_publish(w->ev, "kpi", "kpi.tick", &scope, data);
 }
 
-static void *ticker_main(void *arg)
+/* Waits on the condition until the monotonic time `until` (ms; < 0: no limit). */
+static void wait_until(kpi_worker *w, int64_t until)
 {
-    kpi_ticker *t = arg;
-    pthread_mutex_lock(&t->mu);
-    while (!t->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += t->interval_ms / 1000;
-        ts.tv_nsec += (long)(t->interval_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        while (!t->stopping && pthread_cond_timedwait(&t->wake, &t->mu, &ts) == 0)
-            ;
-        if (t->stopping)
-            break;
-        pthread_mutex_unlock(&t->mu);
-        tick(t);
-        pthread_mutex_lock(&t->mu);
+    if (until < 0) {
+        pthread_cond_wait(&w->wake, &w->mu);
+        return;
     }
-    pthread_mutex_unlock(&t->mu);
+    int64_t left = until - clock_mono_ms();
+    if (left <= 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + (left % 1000) * 1000000LL;
+    ts.tv_sec += (time_t)(left / 1000 + ns / 1000000000LL);
+    ts.tv_nsec = (long)(ns % 1000000000LL);
+    pthread_cond_timedwait(&w->wake, &w->mu, &ts);
+}
+
+static void *worker_main(void *arg)
+{
+    kpi_worker *w = arg;
+    int ticking = w->ev && w->tick_ms > 0;
+    int64_t next_tick = clock_mono_ms() + w->tick_ms;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stopping) {
+        struct kpi_job *j = w->head;
+        if (j) {
+            w->head = j->next;
+            if (!w->head)
+                w->tail = NULL;
+            w->queued--;
+            pthread_mutex_unlock(&w->mu);
+            run_job(w, j);
+            job_free(j);
+            pthread_mutex_lock(&w->mu);
+        } else if (ticking && clock_mono_ms() >= next_tick) {
+            pthread_mutex_unlock(&w->mu);
+            tick(w);
+            next_tick += w->tick_ms;
+            if (next_tick < clock_mono_ms()) /* a long stall: no burst of ticks */
+                next_tick = clock_mono_ms() + w->tick_ms;
+            pthread_mutex_lock(&w->mu);
+        } else {
+            wait_until(w, ticking ? next_tick : -1);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
-int kpi_ticker_start(const char *data_dir, events *ev, int interval_ms, kpi_ticker **out, cb_error *err)
+int kpi_worker_start(const char *data_dir, events *ev, int tick_ms, kpi_worker **out, cb_error *err)
 {
-    assert(ev && interval_ms > 0);
-    kpi_ticker *t = calloc(1, sizeof *t);
-    if (!t)
-        return cb_error_set(err, CB_ENOMEM, NULL, "kpi ticker");
-    t->ev = ev;
-    t->interval_ms = interval_ms;
-    pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->wake, NULL);
-    int rc = db_open(data_dir, &t->d, err);
-    if (rc == 0 && pthread_create(&t->thread, NULL, ticker_main, t) != 0)
+    assert(tick_ms >= 0);
+    kpi_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return cb_error_set(err, CB_ENOMEM, NULL, "kpi worker");
+    w->ev = ev;
+    w->tick_ms = tick_ms;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    int rc = db_open(data_dir, &w->d, err);
+    if (rc == 0 && pthread_create(&w->thread, NULL, worker_main, w) != 0)
         rc = cb_error_set(err, CB_EINTERNAL, NULL, "cannot start the KPI thread");
     if (rc != 0) {
-        db_close(t->d);
-        pthread_cond_destroy(&t->wake);
-        pthread_mutex_destroy(&t->mu);
-        free(t);
+        db_close(w->d);
+        pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->mu);
+        free(w);
         return rc;
     }
-    *out = t;
+    *out = w;
     return 0;
 }
 
-void kpi_ticker_stop(kpi_ticker *t)
+/* strdup of an optional string: 0, or -1 when out of memory. */
+static int copy(const char *s, char **out)
 {
-    if (!t)
+    *out = s ? strdup(s) : NULL;
+    return s && !*out ? -1 : 0;
+}
+
+int kpi_worker_submit(kpi_worker *w, const struct kpi_query *q, kpi_done_fn done, void *ctx, cb_error *err)
+{
+    struct kpi_job *j = calloc(1, sizeof *j);
+    if (!j || copy(q->by, &j->by) || copy(q->from, &j->from) || copy(q->to, &j->to) ||
+        copy(q->department, &j->department)) {
+        if (j)
+            job_free(j);
+        return cb_error_set(err, CB_ENOMEM, NULL, "kpi query");
+    }
+    j->now = q->now;
+    j->done = done;
+    j->ctx = ctx;
+    pthread_mutex_lock(&w->mu);
+    int full = w->queued >= KPI_QUEUE_MAX || w->stopping;
+    if (!full) {
+        if (w->tail)
+            w->tail->next = j;
+        else
+            w->head = j;
+        w->tail = j;
+        w->queued++;
+        pthread_cond_signal(&w->wake);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (full) {
+        job_free(j);
+        return cb_error_set(err, CB_EUNAVAILABLE, NULL, "%d KPI queries are waiting; retry shortly", KPI_QUEUE_MAX);
+    }
+    return 0;
+}
+
+void kpi_worker_stop(kpi_worker *w)
+{
+    if (!w)
         return;
-    pthread_mutex_lock(&t->mu);
-    t->stopping = 1;
-    pthread_cond_signal(&t->wake);
-    pthread_mutex_unlock(&t->mu);
-    pthread_join(t->thread, NULL);
-    db_close(t->d);
-    pthread_cond_destroy(&t->wake);
-    pthread_mutex_destroy(&t->mu);
-    free(t);
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    while (w->head) {
+        struct kpi_job *j = w->head;
+        w->head = j->next;
+        job_free(j);
+    }
+    db_close(w->d);
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
 }

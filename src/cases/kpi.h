@@ -6,9 +6,11 @@
  * table of kpi.c.
  *
  * kpi reads only: kpi_compute and kpi_summary borrow a db connection of the
- * calling thread (the HTTP thread's app->db). The ticker publishes kpi.tick
- * every interval from a thread with a connection of its own. `now` is a
- * parameter everywhere, so tests inject the clock. */
+ * calling thread. The server runs them on the KPI worker, a thread with a
+ * connection of its own, so the HTTP thread never waits on an aggregate
+ * (about 0.2-0.4 s of CPU over 100,000 cases in the window); the worker
+ * also publishes kpi.tick. `now` is a parameter everywhere, so tests
+ * inject the clock. */
 #ifndef CB_KPI_H
 #define CB_KPI_H
 
@@ -42,11 +44,22 @@ int kpi_compute(db *d, const struct kpi_query *q, json_t **out, cb_error *err);
  * days. *out owned by the caller. */
 int kpi_summary(db *d, int64_t now, json_t **out, cb_error *err);
 
-/* Publishes kpi.tick (kind "kpi", data = kpi_summary) every interval_ms
- * from a thread that opens its own connection to data_dir. ev borrowed, must
- * outlive the ticker. *out owned by the caller: kpi_ticker_stop. */
-typedef struct kpi_ticker kpi_ticker;
-int kpi_ticker_start(const char *data_dir, events *ev, int interval_ms, kpi_ticker **out, cb_error *err);
-void kpi_ticker_stop(kpi_ticker *t); /* NULL-safe; joins the thread */
+/* The KPI worker: one thread with its own connection to data_dir that
+ * answers submitted queries in order and publishes kpi.tick (kind "kpi",
+ * data = kpi_summary) every tick_ms (ev NULL or tick_ms 0: no tick). ev is
+ * borrowed and must outlive the worker. *out owned by the caller:
+ * kpi_worker_stop. */
+typedef struct kpi_worker kpi_worker;
+int kpi_worker_start(const char *data_dir, events *ev, int tick_ms, kpi_worker **out, cb_error *err);
+
+#define KPI_QUEUE_MAX 64 /* queries waiting; CB_EUNAVAILABLE beyond */
+/* The answer to a submitted query, on the worker thread: rc 0 and out
+ * (owned by the callee), or rc < 0 and err. */
+typedef void (*kpi_done_fn)(void *ctx, int rc, json_t *out, const cb_error *err);
+/* Queues q (its strings are copied); done(ctx, ...) runs on the worker. */
+int kpi_worker_submit(kpi_worker *w, const struct kpi_query *q, kpi_done_fn done, void *ctx, cb_error *err);
+/* NULL-safe; joins the thread. Queries still waiting are dropped without
+ * their done: stop the worker after the HTTP server has drained. */
+void kpi_worker_stop(kpi_worker *w);
 
 #endif

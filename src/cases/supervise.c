@@ -68,7 +68,7 @@ int cases__supervision_add(cases *c, const struct cb_case *k, const char *level,
     sqlite3_bind_text(st, 8, note ? note : "", -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 9, now);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     return rc == SQLITE_DONE ? 0 : cases__step_error(c, rc, "storing a supervision record", err);
 }
 
@@ -104,7 +104,7 @@ static int raise_level(cases *c, const char *level, int64_t now, cb_error *err)
     sqlite3_bind_text(st, 1, level, -1, SQLITE_STATIC);
     char (*ids)[CASE_ID_MAX] = malloc(PASS_MAX * sizeof *ids);
     if (!ids) {
-        sqlite3_finalize(st);
+        cases__finish(c, st);
         return cb_error_set(err, CB_ENOMEM, NULL, "supervision pass");
     }
     int n = 0;
@@ -114,7 +114,7 @@ static int raise_level(cases *c, const char *level, int64_t now, cb_error *err)
         if (strcmp(timer, level) == 0)
             snprintf(ids[n++], CASE_ID_MAX, "%s", (const char *)sqlite3_column_text(st, 0));
     }
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     int raised = 0;
     for (int i = 0; i < n; i++) {
         struct cb_case k;
@@ -128,7 +128,7 @@ static int raise_level(cases *c, const char *level, int64_t now, cb_error *err)
             if (u)
                 sqlite3_bind_text(u, 1, ids[i], -1, SQLITE_TRANSIENT);
             rc = u && sqlite3_step(u) == SQLITE_DONE ? 0 : cases__step_error(c, SQLITE_ERROR, "timer", err);
-            sqlite3_finalize(u);
+            cases__finish(c, u);
         }
         if (rc != 0) {
             free(ids);
@@ -246,7 +246,7 @@ int cases_supervisions(cases *c, const struct principal *who, const char *case_i
     }
     int more = st && n == lim && sqlite3_step(st) == SQLITE_ROW;
     int rc = st ? 0 : err ? err->code : CB_EINTERNAL;
-    sqlite3_finalize(st);
+    cases__finish(c, st);
     pthread_mutex_unlock(&c->mu);
     if (rc != 0) {
         json_decref(list);

@@ -777,19 +777,6 @@ static void history_keep(void *arg, uint32_t entity, uint16_t attr, struct serie
     keep->rollup_ms = (int64_t)cfg->history_rollup_days * 86400000LL;
 }
 
-/* A bounded step of retention; a failure is logged, never fails the checkpoint. */
-static void history_retention(ingest *in)
-{
-    uint64_t deleted = 0;
-    int wrapped = 0;
-    cb_error err;
-    if (series_retention(in->series, in->ckpt_db, clock_now_ms(), history_keep, (void *)in->cfg, &deleted, &wrapped,
-                         &err) != 0)
-        log_event(LOG_WARN, "retention", "error=%s msg=\"%s\"", cb_err_name(err.code), err.message);
-    else if (deleted)
-        log_event(LOG_INFO, "retention", "deleted_rows=%llu", (unsigned long long)deleted);
-}
-
 /* The series' batch to its flusher thread first (no I/O here), then the
  * state; the WAL keeps everything since the last batch the flusher stored. */
 static int checkpoint(void *ctx, uint64_t lsn, uint64_t *trim_lsn, cb_error *err)
@@ -803,9 +790,7 @@ static int checkpoint(void *ctx, uint64_t lsn, uint64_t *trim_lsn, cb_error *err
     uint64_t keep = series_replay_lsn(in->series);
     if (keep && keep - 1 < *trim_lsn)
         *trim_lsn = keep - 1;
-    if (rc == 0)
-        history_retention(in);
-    return rc;
+    return rc; /* retention runs on the series' flusher thread (series_set_retention) */
 }
 
 /* Where replay starts: after the checkpoint, or earlier for the series head. */
@@ -878,6 +863,8 @@ int ingest_open_observed(const struct cb_config *cfg, entities *ents, series *hi
         rc = db_open(cfg->data_dir, &in->ckpt_db, err);
     if (rc == 0)
         rc = open_wal(in, err);
+    if (rc == 0)
+        series_set_retention(history, history_keep, (void *)cfg);
     struct writer_options wo = {in->wal, (uint64_t)cfg->ingest_queue, cfg->checkpoint_interval, apply_record,
                                 checkpoint, in};
     if (rc == 0)

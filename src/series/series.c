@@ -5,6 +5,9 @@
  * waits for SQLite; the flusher thread holds it only for its COMMIT. */
 #include "series_int.h"
 
+#include "core/clock.h"
+#include "core/log.h"
+
 #include <assert.h>
 #include <math.h>
 #include <stdio.h>
@@ -901,6 +904,27 @@ static int flush_batch(series *s, cb_error *err)
     return out;
 }
 
+/* Flusher thread, after each stored batch: one bounded step of retention on
+ * its own connection, so deleting old history never holds up ingest. */
+static void retention_step(series *s, series_keep_fn keep, void *arg)
+{
+    uint64_t deleted = 0;
+    int wrapped = 0;
+    cb_error e;
+    if (series_retention(s, s->fdb, clock_now_ms(), keep, arg, &deleted, &wrapped, &e) != 0)
+        log_event(LOG_WARN, "retention", "error=%s msg=\"%s\"", cb_err_name(e.code), e.message);
+    else if (deleted)
+        log_event(LOG_INFO, "retention", "deleted_rows=%llu", (unsigned long long)deleted);
+}
+
+void series_set_retention(series *s, series_keep_fn keep, void *arg)
+{
+    pthread_mutex_lock(&s->lock);
+    s->keep = keep;
+    s->keep_arg = arg;
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void *flusher_main(void *arg)
 {
     series *s = arg;
@@ -916,9 +940,13 @@ static void *flusher_main(void *arg)
         if (!s->batch.inflight)
             break; /* stopping, nothing in flight */
         int stopping = s->stopping;
+        series_keep_fn keep = s->keep;
+        void *keep_arg = s->keep_arg;
         pthread_mutex_unlock(&s->lock);
         cb_error e;
         int rc = flush_batch(s, &e);
+        if (rc == 0 && keep)
+            retention_step(s, keep, keep_arg);
         pthread_mutex_lock(&s->lock);
         if (rc != 0) { /* kept in flight: retried in a second; the WAL still holds it */
             s->flush_rc = rc;
@@ -936,7 +964,7 @@ static void *flusher_main(void *arg)
     return NULL;
 }
 
-/* ---- retention (writer thread) ----
+/* ---- retention (the flusher thread, or a caller's) ----
  * A chunk row holds raw points (blob) and the rollups of its hours (roll).
  * When raw retention ends, the blob is emptied and the row stays for its
  * rollups; when the rollups' retention ends too, the row goes. */
@@ -945,11 +973,12 @@ struct retention_stmts {
     sqlite3_stmt *del, *empty;
 };
 
-static int retention_series(series *s, struct retention_stmts *r, uint32_t sid, int64_t now_ms,
-                            const struct series_keep *k, uint64_t *deleted)
+/* One series; *emptied_to is how far its points were emptied (in: before
+ * this step, INT64_MIN = unknown; out: after it). */
+static int retention_series(struct retention_stmts *r, uint32_t sid, int64_t now_ms, const struct series_keep *k,
+                            int64_t *emptied_to, uint64_t *deleted)
 {
     int rc = SQLITE_OK;
-    struct head *h = &s->heads[sid];
     if (!k->raw_ms)
         return rc;
     int64_t raw_cut = now_ms - k->raw_ms;
@@ -969,12 +998,12 @@ static int retention_series(series *s, struct retention_stmts *r, uint32_t sid, 
     sqlite3_bind_int64(r->empty, 1, sid);
     sqlite3_bind_int64(r->empty, 2, raw_cut);
     sqlite3_bind_int64(r->empty, 3, (sqlite3_int64)(SERIES_RETENTION_ROWS - *deleted));
-    sqlite3_bind_int64(r->empty, 4, h->raw_cut == INT64_MIN ? INT64_MIN : h->raw_cut - SERIES_WINDOW_MS);
+    sqlite3_bind_int64(r->empty, 4, *emptied_to == INT64_MIN ? INT64_MIN : *emptied_to - SERIES_WINDOW_MS);
     rc = step_reset(r->empty);
     if (rc == SQLITE_OK)
         *deleted += (uint64_t)sqlite3_changes(sqlite3_db_handle(r->empty));
     if (rc == SQLITE_OK && *deleted - before < SERIES_RETENTION_ROWS - before)
-        h->raw_cut = raw_cut; /* all emptied up to it: later passes start there */
+        *emptied_to = raw_cut; /* all emptied up to it: later passes start there */
     return rc;
 }
 
@@ -984,18 +1013,31 @@ static int retention_walk(series *s, struct retention_stmts *r, int64_t now_ms, 
     int rc = SQLITE_OK;
     for (uint32_t visited = 0; rc == SQLITE_OK && visited < SERIES_RETENTION_SERIES &&
                                *deleted < SERIES_RETENTION_ROWS; visited++) {
-        if (s->retention_cursor >= s->n) {
+        uint32_t sid = s->retention_cursor, entity = 0;
+        uint16_t attr = 0;
+        int64_t emptied_to = INT64_MIN;
+        pthread_mutex_lock(&s->lock); /* the heads may move while the writer adds series */
+        int past_end = sid >= s->n;
+        if (!past_end) {
+            entity = s->heads[sid].entity;
+            attr = s->heads[sid].attr;
+            emptied_to = s->heads[sid].raw_cut;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (past_end) {
             s->retention_cursor = 0;
             *wrapped = 1;
             break;
         }
-        uint32_t sid = s->retention_cursor;
         struct series_keep k = {0, 0};
-        keep(arg, s->heads[sid].entity, s->heads[sid].attr, &k);
+        keep(arg, entity, attr, &k);
         if (k.raw_ms && k.raw_ms < SERIES_MIN_RAW_RETENTION_MS)
             return cb_error_set(err, CB_EINVALID_FIELD, "raw_ms", "raw retention of %lld ms is under one day",
                                 (long long)k.raw_ms);
-        rc = retention_series(s, r, sid, now_ms, &k, deleted);
+        rc = retention_series(r, sid, now_ms, &k, &emptied_to, deleted);
+        pthread_mutex_lock(&s->lock);
+        s->heads[sid].raw_cut = emptied_to;
+        pthread_mutex_unlock(&s->lock);
         if (rc == SQLITE_OK && *deleted < SERIES_RETENTION_ROWS)
             s->retention_cursor++; /* else this series may hold more: come back to it */
     }
@@ -1035,8 +1077,10 @@ int series_retention(series *s, db *d, int64_t now_ms, series_keep_fn keep, void
         if (!sqlite3_get_autocommit(c))
             sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
         /* nothing was emptied after all: the series visited start over */
+        pthread_mutex_lock(&s->lock);
         for (uint32_t i = start; i < s->n && (*wrapped || i <= s->retention_cursor); i++)
             s->heads[i].raw_cut = INT64_MIN;
+        pthread_mutex_unlock(&s->lock);
     }
     sqlite3_finalize(r.del);
     sqlite3_finalize(r.empty);

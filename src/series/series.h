@@ -211,7 +211,7 @@ void series_grid_free(struct series_grid *g);
 int series_aggregate(series *s, db *d, const uint32_t *ids, const uint32_t *groups, size_t n, size_t ngroups,
                      const struct series_range *r, struct series_grid *out, cb_error *err);
 
-/* ---- retention (writer thread) ---- */
+/* ---- retention (the flusher thread; or one caller at a time, e.g. tests) ---- */
 
 /* How long a series' data is kept, in ms; 0 = forever. raw_ms >= 1 day
  * (SERIES_MIN_RAW_RETENTION_MS: the WAL replay window must stay within it). */
@@ -222,6 +222,11 @@ struct series_keep {
 /* The caller's rules (per attribute name, per entity type, ...): fills *keep
  * for one series. Called without the mutex. */
 typedef void (*series_keep_fn)(void *arg, uint32_t entity, uint16_t attr, struct series_keep *keep);
+
+/* The flusher thread's retention rules: after each batch it stores, it runs
+ * one series_retention step on its own connection and logs event=retention,
+ * so deleting old history never holds up ingest. Call once, before ingest. */
+void series_set_retention(series *s, series_keep_fn keep, void *arg);
 
 /* One bounded step of retention: continues a round-robin walk over the series
  * where the last call stopped and, in one transaction, empties the points of

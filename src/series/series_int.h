@@ -38,7 +38,7 @@ struct head {
     uint32_t pend_first, pend_last; /* this series' pending chunks, oldest first */
     uint32_t batch_first;           /* its chunks in the batch being flushed (older), or NONE */
     int64_t sealed;                 /* t_max of the last closed chunk; INT64_MIN = none */
-    int64_t raw_cut;                /* retention emptied raw blobs before this; INT64_MIN = not yet */
+    int64_t raw_cut;                /* retention emptied raw blobs before this; INT64_MIN = not yet (mutex) */
     uint8_t dirty;                  /* the open chunk changed since its snapshot */
     uint8_t snap;                   /* open_chunk holds a row of this series */
     codec_appender app;             /* the open chunk */
@@ -82,6 +82,8 @@ struct series {
     struct batch batch;       /* guarded by lock */
     int flush_rc;             /* the flusher's last failure (0: none), reported once */
     cb_error flush_err;
+    series_keep_fn keep;      /* retention rules for the flusher (NULL: none); set once at start */
+    void *keep_arg;
     struct series_stmts stmts[SERIES_STMT_CACHE]; /* guarded by lock */
     struct head *heads; /* by id; n used, cap allocated */
     uint32_t n, cap, persisted; /* ids >= persisted are not in table series yet */

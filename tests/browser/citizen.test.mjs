@@ -1,11 +1,12 @@
 // A citizen's report from the form on /m/ to closure and rating: the citizen
 // page submits through Open311 with a photo and the phone's position, the
 // operator page (/cases.html) takes the case through its workflow (and shows
-// a refused action's error plainly), and the citizen rates it.
+// a refused action's error plainly), and the citizen rates it. Also: parking
+// and air quality near the phone, and the page without an api_key.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { launch, openPage, screenshot, startServer } from "./harness.mjs";
+import { citysimOnce, launch, openPage, screenshot, startServer } from "./harness.mjs";
 
 const PNG = Buffer.from("89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
   "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e5272ee60000000049454e44ae426082", "hex");
@@ -17,6 +18,7 @@ before(async () => {
   server = await startServer();
   appKey = server.key("hotline", "--name", "市民端");
   adminKey = server.key("admin");
+  citysimOnce(server);
   browser = await launch();
 });
 
@@ -135,5 +137,24 @@ test("without an api_key the citizen page says it cannot submit", async () => {
   await page.waitForFunction(() => document.body.dataset.ready);
   assert.equal(await page.isDisabled("#report-form button[type=submit]"), true);
   assert.match(await page.textContent("#report-form .error"), /未配置应用密钥/);
+  assert.deepEqual(page.problems, []);
+});
+
+test("周边服务 shows the free parking bays and the air quality near the phone", async () => {
+  const page = await citizenPage();
+  await page.click("#locate");
+  await page.waitForSelector("#where:has-text('已选位置')");
+  await page.click("nav button[data-tab=nearby]");
+  await page.waitForSelector("#nearby-result .card");
+  const near = (type, r) => server.request("GET",
+    `/api/v1/entities?near=${JIEFANG.longitude},${JIEFANG.latitude},${r}&type=${type}&limit=1000`, { key: adminKey });
+  const bays = (await near("ParkingSpot", 1000)).json.entities;
+  const free = bays.filter((e) => e.values.occupied.value === 0).length;
+  const parking = await page.textContent("#nearby-result .card:nth-child(1)");
+  assert.match(parking, bays.length ? new RegExp(`空闲 ${free} / 共 ${bays.length}`) : /附近暂无联网车位/);
+  const station = (await near("AirQualityObserved", 10000)).json.entities[0];
+  assert.ok(station, "citysim puts an air station in every district");
+  assert.match(await page.textContent("#nearby-result .card:nth-child(2)"), new RegExp(`AQI ${Math.round(station.values.aqi.value)} · `));
+  await screenshot(page, "citizen-nearby");
   assert.deepEqual(page.problems, []);
 });

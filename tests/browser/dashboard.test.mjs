@@ -1,6 +1,7 @@
-// The big screen at /: sign-in (a bad key is refused plainly), every panel
-// drawn without console errors, numbers that change live as readings
-// arrive, and a click on a district that filters the panels.
+// The big screen at /: sign-in (a bad or revoked key is refused plainly),
+// every panel drawn without console errors, numbers that change live as
+// readings, cases and alarms arrive, a click on a district that filters the
+// panels, and the honest states of a panel the role or the server lacks.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -19,6 +20,16 @@ after(async () => {
   await browser?.close();
   server?.stop();
 });
+
+// Sends one reading of attr for every entity of type through POST /api/v1/ingest.
+async function ingest(type, attr, value) {
+  const admin = server.key("admin");
+  const { json } = await server.request("GET", `/api/v1/entities?type=${type}&limit=1000`, { key: admin });
+  const readings = json.entities.map((e) => ({ entity: e.id, values: { [attr]: value } }));
+  const r = await server.request("POST", "/api/v1/ingest", { key: admin, body: { readings } });
+  assert.equal(r.json.accepted, readings.length, r.text);
+  return readings.length;
+}
 
 async function signedIn(page) {
   await page.goto(server.url + "/");
@@ -54,7 +65,7 @@ test("the dashboard draws every panel and its numbers follow new readings", asyn
 
   // 实时读数/秒 needs two polls; readings sent between them must show.
   const before = await page.textContent("#t-rate .sub");
-  citysimOnce(server);
+  await ingest("SmartMeter", "power_kw", 1.5);
   await page.waitForFunction((b) => {
     const sub = document.querySelector("#t-rate .sub").textContent;
     return sub !== b && /累计/.test(sub) && document.querySelector("#t-rate .value").textContent !== "—";
@@ -111,15 +122,15 @@ test("alarms and cases reach the screen live, without a reload", async () => {
   await page.waitForFunction((n) => Number(document.querySelector("#t-cases .value").textContent) === n + 1, open);
 
   const rule = await server.request("POST", "/api/v1/rules", { key: admin, body: {
-    name: "空气质量测试", kind: "threshold", scope: { type: "AirQualityObserved" }, attr: "aqi", op: ">", value: -1,
+    name: "空气质量测试", kind: "threshold", scope: { type: "AirQualityObserved" }, attr: "aqi", op: ">", value: 150,
     severity: "major", category: "环境" } });
   assert.equal(rule.status, 201, rule.text);
-  citysimOnce(server);
+  const stations = await ingest("AirQualityObserved", "aqi", 180);
   await page.waitForSelector("#p-alarms li.alarm");
   const { json } = await server.request("GET", "/api/v1/alarms/stats?state=active", { key: admin });
-  assert.ok(json.total > 0);
+  assert.equal(json.total, stations);
   await page.waitForFunction((n) => document.querySelector("#p-alarms .headline").textContent === `全市活动告警 ${n} 条`, json.total);
-  assert.match(await page.textContent("#p-alarms li.alarm .msg"), /AQI .* 超过阈值/);
+  assert.match(await page.textContent("#p-alarms li.alarm .msg"), /AQI 180.* 超过阈值 150/);
   await page.click('#p-map [data-metric="alarms"]');
   await screenshot(page, "dashboard-alarms");
   assert.deepEqual(page.problems, []);
@@ -133,7 +144,7 @@ test("a key revoked while the screen is open brings back the sign-in with a 401 
   await page.click("#signin button[type=submit]");
   await page.waitForFunction(() => document.body.dataset.refreshed);
   const revoked = await server.request("DELETE", `/api/v1/keys/${doomed.split("_")[1]}`, { key: server.key("admin") });
-  assert.equal(revoked.status, 204, revoked.text);
+  assert.equal(revoked.status, 200, revoked.text);
   await page.waitForSelector("#signin:not([hidden])", { timeout: 15000 });
   assert.match(await page.textContent("#signin .error"), /密钥已失效（401）/);
   assert.deepEqual(page.problems, []);
@@ -149,5 +160,18 @@ test("a department key sees the panels its role may read and is told about the r
   assert.equal(await page.getAttribute("#t-rate", "data-state"), "denied");
   assert.equal(await page.textContent("#t-rate .state"), "无权查看（当前角色）");
   assert.equal(await page.getAttribute("#t-online", "data-state"), "ok");
+  assert.deepEqual(page.problems, []);
+});
+
+test("a panel whose API the server lacks says 未启用 instead of showing numbers", async () => {
+  const page = await openPage(browser, { allow: (text, url) => text.includes("status of 404") && url.includes("/api/v1/kpis") });
+  await page.route("**/api/v1/kpis?*", (route) => route.fulfill({ status: 404, contentType: "application/json",
+    body: JSON.stringify({ error: { code: "not_found", message: "no such resource: GET /api/v1/kpis" } }) }));
+  await signedIn(page);
+  for (const id of ["t-kpi", "p-ranking"]) {
+    assert.equal(await page.getAttribute(`#${id}`, "data-state"), "missing");
+    assert.equal(await page.textContent(`#${id} .state`), "暂无数据 · 接口未启用");
+  }
+  assert.equal(await page.textContent("#t-kpi .value"), "—");
   assert.deepEqual(page.problems, []);
 });

@@ -39,6 +39,7 @@
 #include "test.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <time.h>
 
 #define T0 1767225600000LL /* 2026-01-01T00:00:00Z */
@@ -49,6 +50,7 @@ struct fx {
     const char *id, *status, *channel, *district, *dept, *rating, *step;
     double created, filed, dispatched, handled, closed, deadline; /* hours; NONE: NULL */
     int filed_ot, dispatched_ot, handled_ot, closed_ot, rework;
+    int dispatch_count, return_count; /* as the history below has them */
 };
 
 static void exec(db *d, const char *sql)
@@ -105,11 +107,12 @@ static void add_case(db *d, const struct fx *c)
     snprintf(sql, sizeof sql,
              "INSERT INTO cases (id, status, category, channel, priority, district, department, reported_by, "
              "created_at, updated_at, filed_at, filed_on_time, dispatched_at, dispatched_on_time, handled_at, "
-             "handled_on_time, closed_at, closed_on_time, rework_count, rating, step, deadline, handle_deadline) "
+             "handled_on_time, closed_at, closed_on_time, rework_count, rating, step, deadline, handle_deadline, "
+             "dispatch_count, return_count) "
              "VALUES ('%s', '%s', '01001', '%s', 'normal', %s, %s, 'k1', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-             "%d, %s, %s, %s, %s)",
+             "%d, %s, %s, %s, %s, %d, %d)",
              c->id, c->status, c->channel, district, dept, created, created, filed, fo, dispatched, dso, handled, ho,
-             closed, co, c->rework, rating, step, deadline, deadline);
+             closed, co, c->rework, rating, step, deadline, deadline, c->dispatch_count, c->return_count);
     exec(d, sql);
 }
 
@@ -126,14 +129,14 @@ static void add_history(db *d, const char *id, const char *action, const char *r
 }
 
 static const struct fx fixture[] = {
-    {"c1", "evaluated", "grid", "410802", "dA", "满意", NULL, 1, 1, 2, 4, 5, NONE, 1, 1, 1, 1, 0},
-    {"c2", "evaluated", "hotline", "410802", "dA", "基本满意", NULL, 10, 10, 11, 20, 21, NONE, 1, 1, 0, 0, 0},
-    {"c3", "in_progress", "hotline", "410802", "dA", NULL, "handle", 30, 31, 32, NONE, NONE, 40, 0, 0, 0, 0, 0},
-    {"c4", "closed", "grid", "410803", "dB", NULL, NULL, 50, 50, 53, 70, 71, NONE, 1, 1, 1, 1, 1},
-    {"c5", "rework", "citizen", "410803", "dB", "不满意", "handle", 80, 81, 81, 85, NONE, 200, 1, 1, 1, 0, 1},
-    {"c6", "reported", "hotline", "410803", NULL, NULL, "file", 90, NONE, NONE, NONE, NONE, 91, 0, 0, 0, 0, 0},
-    {"c7", "closed", "grid", "410802", "dA", NULL, NULL, -1000, -1000, -999, -998, -997, NONE, 1, 1, 1, 1, 0},
-    {"c8", "rejected", "grid", "410802", NULL, NULL, NULL, 95, NONE, NONE, NONE, NONE, NONE, 0, 0, 0, 0, 0},
+    {"c1", "evaluated", "grid", "410802", "dA", "满意", NULL, 1, 1, 2, 4, 5, NONE, 1, 1, 1, 1, 0, 1, 0},
+    {"c2", "evaluated", "hotline", "410802", "dA", "基本满意", NULL, 10, 10, 11, 20, 21, NONE, 1, 1, 0, 0, 0, 1, 0},
+    {"c3", "in_progress", "hotline", "410802", "dA", NULL, "handle", 30, 31, 32, NONE, NONE, 40, 0, 0, 0, 0, 0, 1, 0},
+    {"c4", "closed", "grid", "410803", "dB", NULL, NULL, 50, 50, 53, 70, 71, NONE, 1, 1, 1, 1, 1, 2, 1},
+    {"c5", "rework", "citizen", "410803", "dB", "不满意", "handle", 80, 81, 81, 85, NONE, 200, 1, 1, 1, 0, 1, 1, 0},
+    {"c6", "reported", "hotline", "410803", NULL, NULL, "file", 90, NONE, NONE, NONE, NONE, 91, 0, 0, 0, 0, 0, 0, 0},
+    {"c7", "closed", "grid", "410802", "dA", NULL, NULL, -1000, -1000, -999, -998, -997, NONE, 1, 1, 1, 1, 0, 1, 0},
+    {"c8", "rejected", "grid", "410802", NULL, NULL, NULL, 95, NONE, NONE, NONE, NONE, NONE, 0, 0, 0, 0, 0, 0, 0},
 };
 
 struct env {
@@ -417,8 +420,38 @@ static void wake_nop(void *ctx)
     (void)ctx;
 }
 
-/* The ticker publishes kpi.tick with the summary (open cases: c3 c5 c6). */
-TEST(test_ticker)
+struct answer {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int done, rc;
+    json_t *out;
+    cb_error err;
+};
+
+static void on_answer(void *ctx, int rc, json_t *out, const cb_error *err)
+{
+    struct answer *a = ctx;
+    pthread_mutex_lock(&a->mu);
+    a->rc = rc;
+    a->out = out;
+    if (err)
+        a->err = *err;
+    a->done = 1;
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void wait_answer(struct answer *a)
+{
+    pthread_mutex_lock(&a->mu);
+    while (!a->done)
+        pthread_cond_wait(&a->cond, &a->mu);
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* The worker answers queries on its own thread and publishes kpi.tick with
+ * the summary (open cases: c3 c5 c6). */
+TEST(test_worker)
 {
     struct env e;
     env_open(&e);
@@ -427,15 +460,31 @@ TEST(test_ticker)
     snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", e.dir);
     events *ev = NULL;
     event_sub *sub = NULL;
-    kpi_ticker *t = NULL;
+    kpi_worker *w = NULL;
     cb_error err;
     struct event_filter f = {.kinds = 1u << EVENT_KPI};
     CHECK_INT(events_open(&cfg, &ev, &err), 0);
     CHECK_INT(events_subscribe(ev, &f, 0, 0, wake_nop, NULL, &sub, &err), 0);
-    CHECK_INT(kpi_ticker_start(e.dir, ev, 20, &t, &err), 0);
+    CHECK_INT(kpi_worker_start(e.dir, ev, 20, &w, &err), 0);
+    char from[32], to[32], by[16] = "department";
+    snprintf(from, sizeof from, "%lld", T0);
+    snprintf(to, sizeof to, "%lld", T0 + 100 * H);
+    struct kpi_query q = {.by = by, .from = from, .to = to, .now = T0 + 100 * H};
+    struct answer ok = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, {0}};
+    struct answer bad = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL, {0}};
+    CHECK_INT(kpi_worker_submit(w, &q, on_answer, &ok, &err), 0);
+    strcpy(by, "mayor"); /* the worker has its own copy of the first query */
+    CHECK_INT(kpi_worker_submit(w, &q, on_answer, &bad, &err), 0);
+    wait_answer(&ok);
+    wait_answer(&bad);
+    CHECK_INT(ok.rc, 0);
+    RATE(row(ok.out, "dA"), "score", 65.0);
+    CHECK_INT(bad.rc, CB_EINVALID_FIELD);
+    CHECK(bad.out == NULL);
+    json_decref(ok.out);
     struct timespec pause = {0, 150 * 1000000L};
     nanosleep(&pause, NULL);
-    kpi_ticker_stop(t);
+    kpi_worker_stop(w);
     buf out = BUF_INIT;
     CHECK(events_sse_read(ev, sub, &out, 1 << 16) >= 1);
     CHECK(out.data && strstr(out.data, "event: kpi.tick"));
@@ -446,5 +495,59 @@ TEST(test_ticker)
     env_close(&e);
 }
 
+/* The first answer holds the worker until the gate opens. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int entered, open;
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static void on_gate(void *ctx, int rc, json_t *out, const cb_error *err)
+{
+    (void)ctx, (void)rc, (void)err;
+    json_decref(out);
+    pthread_mutex_lock(&gate.mu);
+    gate.entered = 1;
+    pthread_cond_broadcast(&gate.cond);
+    while (!gate.open)
+        pthread_cond_wait(&gate.cond, &gate.mu);
+    pthread_mutex_unlock(&gate.mu);
+}
+
+static void on_count(void *ctx, int rc, json_t *out, const cb_error *err)
+{
+    (void)rc, (void)err;
+    json_decref(out);
+    __atomic_add_fetch((int *)ctx, 1, __ATOMIC_SEQ_CST);
+}
+
+/* KPI_QUEUE_MAX queries wait at most; one more is refused with
+ * CB_EUNAVAILABLE; those still waiting at stop are dropped (and freed). */
+TEST(test_worker_queue_bound)
+{
+    struct env e;
+    env_open(&e);
+    kpi_worker *w = NULL;
+    cb_error err;
+    int answered = 0;
+    CHECK_INT(kpi_worker_start(e.dir, NULL, 0, &w, &err), 0);
+    struct kpi_query q = {.by = "role", .now = T0 + 100 * H};
+    CHECK_INT(kpi_worker_submit(w, &q, on_gate, NULL, &err), 0);
+    pthread_mutex_lock(&gate.mu);
+    while (!gate.entered)
+        pthread_cond_wait(&gate.cond, &gate.mu);
+    pthread_mutex_unlock(&gate.mu);
+    for (int i = 0; i < KPI_QUEUE_MAX; i++)
+        CHECK_INT(kpi_worker_submit(w, &q, on_count, &answered, &err), 0);
+    CHECK_INT(kpi_worker_submit(w, &q, on_count, &answered, &err), CB_EUNAVAILABLE);
+    pthread_mutex_lock(&gate.mu);
+    gate.open = 1;
+    pthread_cond_broadcast(&gate.cond);
+    pthread_mutex_unlock(&gate.mu);
+    kpi_worker_stop(w); /* joins: no answer comes after this */
+    CHECK(__atomic_load_n(&answered, __ATOMIC_SEQ_CST) <= KPI_QUEUE_MAX);
+    env_close(&e);
+}
+
 TEST_MAIN(test_by_department, test_by_district, test_by_role, test_department_scope, test_window_and_errors,
-          test_summary, test_ticker)
+          test_summary, test_worker, test_worker_queue_bound)

@@ -85,7 +85,7 @@ static void text_rng(const struct item *it, rng *r)
 static int act(struct pass *p, const char *key, const char *role, const struct item *it, const char *action,
                json_t *body)
 {
-    char path[160], err[512];
+    char path[160], err[512] = "out of memory";
     int status = 0;
     snprintf(path, sizeof path, "/api/v1/cases/%s/%s", it->id, action);
     json_t *ans = body ? api_json_as(p->a, key, "POST", path, body, &status, err, sizeof err) : NULL;
@@ -185,7 +185,7 @@ static void act_start(struct pass *p, const struct item *it)
     if (give_back && strcmp(it->status, "dispatched") == 0) {
         rng r;
         text_rng(it, &r);
-        if (act(p, key, "dept", it, "return", json_pack("{s:s}", "reason", phrasebook_return_reason(&r))) == 0)
+        if (act(p, key, "dept", it, "return", json_pack("{s:s}", "reason", phrasebook_note(NOTE_RETURN, &r))) == 0)
             p->w->n.returned++;
         return;
     }
@@ -201,7 +201,7 @@ static void act_handle(struct pass *p, const struct item *it)
     rng r;
     text_rng(it, &r);
     if (!p->w->once && strcmp(it->status, "in_progress") == 0 && decide(it, SALT_CHOICE) < 0.05) {
-        act(p, key, "dept", it, "extend", json_pack("{s:i, s:s}", "hours", 24, "reason", phrasebook_extend_reason(&r)));
+        act(p, key, "dept", it, "extend", json_pack("{s:i, s:s}", "hours", 24, "reason", phrasebook_note(NOTE_EXTEND, &r)));
         return;
     }
     act(p, key, "dept", it, "handle", json_pack("{s:s}", "note", phrasebook_handled(it->category ? it->category : "", &r)));
@@ -224,7 +224,7 @@ static void act_check(struct pass *p, const struct item *it)
     int by_grid = di >= 0 && decide(it, SALT_MISS) < 0.5;
     rng r;
     text_rng(it, &r);
-    json_t *body = json_pack("{s:b, s:s}", "passed", !fail, "note", fail ? phrasebook_check_failed(&r) : "核查通过");
+    json_t *body = json_pack("{s:b, s:s}", "passed", !fail, "note", fail ? phrasebook_note(NOTE_CHECK_FAILED, &r) : "核查通过");
     if (act(p, by_grid ? p->st->grid_keys[di] : p->st->operator_key, by_grid ? "grid" : "operator", it, "check",
             body) == 0 &&
         fail)
@@ -292,7 +292,7 @@ static void item_of(json_t *c, struct item *it)
 /* The cases waiting in s's state; those due get s's action. */
 static void run_step(struct pass *p, const struct step *s)
 {
-    char path[256], err[256], cursor[128] = "";
+    char path[256], err[256] = "", cursor[128] = "";
     for (int page = 0; page < PAGES_MAX; page++) {
         snprintf(path, sizeof path, "/api/v1/cases?status=%s&limit=100%s%s", s->status, *cursor ? "&cursor=" : "",
                  cursor);

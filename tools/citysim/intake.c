@@ -211,6 +211,8 @@ static int file_case(api *a, const staff *st, const struct report *rp, char *id,
                              rp->phone);
     int status = 0;
     json_t *ans = body ? api_json_as(a, key, "POST", "/api/v1/cases", body, &status, err, errlen) : NULL;
+    if (!body)
+        snprintf(err, errlen, "out of memory");
     const char *cid = json_string_value(json_object_get(ans, "id"));
     int rc = status == 201 && cid ? 0 : -1;
     if (rc == 0)

@@ -49,7 +49,7 @@ static const struct opt {
 } opts[] = {
     {"url", "URL", "http://127.0.0.1:8080", "citybrain's address (http:// only)", OPT_STR,
      offsetof(struct options, url), 0, 0},
-    {"key", "FILE", NULL, "file holding an admin or operator API key (e.g. data/demo-admin.key)", OPT_STR,
+    {"key", "FILE", NULL, "file holding an admin API key (e.g. data/demo-admin.key); an operator's will do with --no-cases", OPT_STR,
      offsetof(struct options, key_file), 0, 0},
     {"key-env", "VAR", NULL, "environment variable holding the key, instead of --key", OPT_STR,
      offsetof(struct options, key_env), 0, 0},
@@ -198,7 +198,7 @@ static int read_key(const struct options *o, char *out, size_t outlen)
         }
         fclose(f);
     } else {
-        fprintf(stderr, "citysim: give an admin or operator key with --key FILE or --key-env VAR\n");
+        fprintf(stderr, "citysim: give an admin key with --key FILE or --key-env VAR\n");
         return -1;
     }
     out[strcspn(out, " \t\r\n")] = 0;
@@ -236,7 +236,7 @@ struct people {
 
 static int setup_people(struct people *pp, struct sim *s, const struct options *o, uint64_t play)
 {
-    char err[512];
+    char err[512] = "";
     if (o->no_cases || (o->no_reports && o->no_casework))
         return 0;
     if (staff_load(&pp->st, s->api, &s->city, o->keys_dir, err, sizeof err) != 0) {

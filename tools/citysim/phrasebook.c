@@ -1,6 +1,7 @@
 /* phrasebook — the tables of what people say; see phrasebook.h. */
 #include "phrasebook.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -192,32 +193,16 @@ const char *phrasebook_handled(const char *category, rng *r)
     return any(r, general, COUNT(general));
 }
 
-const char *phrasebook_return_reason(rng *r)
+const char *phrasebook_note(enum phrasebook_note kind, rng *r)
 {
-    static const char *const reasons[] = {
-        "经现场核实，该事项不属于本单位职责范围，请重新派遣",
-        "该点位属产权单位自管，建议转交相关部门",
-        "该点位不在本单位辖区，申请回退",
+    static const char *const notes[NOTE_KINDS][3] = {
+        [NOTE_RETURN] = {"经现场核实，该事项不属于本单位职责范围，请重新派遣", "该点位属产权单位自管，建议转交相关部门",
+                         "该点位不在本单位辖区，申请回退"},
+        [NOTE_CHECK_FAILED] = {"现场核查问题仍未解决，返工处理", "处置不彻底，现场仍有残留",
+                               "反馈照片与现场不符，请重新处置"},
+        [NOTE_EXTEND] = {"需协调产权单位共同处置，申请延期", "配件需要采购，申请延期",
+                         "涉及多个部门，需联合执法，申请延期"},
     };
-    return any(r, reasons, COUNT(reasons));
-}
-
-const char *phrasebook_check_failed(rng *r)
-{
-    static const char *const notes[] = {
-        "现场核查问题仍未解决，返工处理",
-        "处置不彻底，现场仍有残留",
-        "反馈照片与现场不符，请重新处置",
-    };
-    return any(r, notes, COUNT(notes));
-}
-
-const char *phrasebook_extend_reason(rng *r)
-{
-    static const char *const reasons[] = {
-        "需协调产权单位共同处置，申请延期",
-        "配件需要采购，申请延期",
-        "涉及多个部门，需联合执法，申请延期",
-    };
-    return any(r, reasons, COUNT(reasons));
+    assert(kind < NOTE_KINDS);
+    return any(r, notes[kind], COUNT(notes[kind]));
 }

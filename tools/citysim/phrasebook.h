@@ -26,10 +26,17 @@ struct complaint {
 void phrasebook_complaint(const struct district *d, rng *r, struct complaint *out);
 /* A made-up person: "王秀英", "13812345678". */
 void phrasebook_person(rng *r, char *name, size_t namelen, char *phone, size_t phonelen);
-/* Notes; static strings. */
-const char *phrasebook_handled(const char *category, rng *r); /* 处置反馈 */
-const char *phrasebook_return_reason(rng *r);                  /* 回退 */
-const char *phrasebook_check_failed(rng *r);                   /* 核查不通过 → 返工 */
-const char *phrasebook_extend_reason(rng *r);                  /* 延期 */
+/* What the department writes when a case of category is handled (处置反馈);
+ * a static string. */
+const char *phrasebook_handled(const char *category, rng *r);
+
+enum phrasebook_note {
+    NOTE_RETURN,       /* 回退: why it is not this department's */
+    NOTE_CHECK_FAILED, /* 核查不通过 → 返工 */
+    NOTE_EXTEND,       /* 延期: why more time */
+    NOTE_KINDS
+};
+/* One of the notes of kind; a static string. */
+const char *phrasebook_note(enum phrasebook_note kind, rng *r);
 
 #endif

@@ -53,6 +53,8 @@ static char *create_key(api *a, const char *role, const char *department, const 
     json_t *body = json_pack("{s:s, s:s, s:s?}", "role", role, "name", name, "department", department);
     int status = 0;
     json_t *ans = body ? api_json(a, "POST", "/api/v1/keys", body, &status, err, errlen) : NULL;
+    if (!body)
+        snprintf(err, errlen, "out of memory");
     json_decref(body);
     const char *key = json_string_value(json_object_get(ans, "key"));
     char *out = status == 201 && key ? strdup(key) : NULL;

@@ -24,8 +24,12 @@ export function createAlarms(ctx) {
     ctx.map.markers(alarms.map((a) => ({
       lon: a.lon, lat: a.lat, severity: a.severity, text: `${SEVERITY_NAMES[a.severity] ?? ""}告警：${a.message ?? a.rule_name}`,
     })));
-    list.replaceChildren(...alarms.map((a) => alarmItem(a, ctx.name)));
-    list.classList.toggle("scrolling", alarms.length > 8);
+    // A long feed rolls: the items twice over, so the loop has no seam.
+    const items = alarms.map((a) => alarmItem(a, ctx.name));
+    const rolling = items.length > 8;
+    const copies = rolling ? items.map((li) => Object.assign(li.cloneNode(true), { ariaHidden: "true" })) : [];
+    list.replaceChildren(...items, ...copies);
+    list.classList.toggle("scrolling", rolling);
     if (!alarms.length)
       return `${ctx.scopeName()}当前无活动告警`;
   }

@@ -30,23 +30,25 @@ export function createCasework(ctx) {
   }
 
   function caseHours(stats) {
-    if (!stats.by_hour?.some((n) => n > 0))
-      return "近24小时无新案件";
-    hours.set(hourLabels(), stats.by_hour);
+    hours.set(hourLabels(), stats.by_hour ?? []);
   }
 
   async function kpiTile() {
     const { rows } = await api(`/api/v1/kpis?by=${ctx.district ? "district" : "city"}`);
     const row = ctx.district ? rows.find((r) => r.key === ctx.district) : rows[0];
-    if (!row)
+    if (!row) {
+      tile("t-kpi", "—", "");
       return `${ctx.scopeName()}暂无考核数据`;
+    }
     tile("t-kpi", percent(row.on_time_close_rate), `满意率 ${percent(row.satisfaction_rate)} · 应结 ${count(row.due)} 件`);
   }
 
   async function departmentRanking() {
     const { rows } = await api("/api/v1/kpis?by=department");
-    if (!rows.length)
+    if (!rows.length) {
+      ranking.set([], []);
       return "暂无部门考核数据";
+    }
     const top = [...rows].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9)).slice(0, 8);
     ranking.set(top.map((r) => r.name || r.key), top.map((r) => Math.round((r.score ?? 0) * 10) / 10));
   }

@@ -48,16 +48,20 @@ export function createSensing(ctx) {
     const { groups } = await api(path);
     const latest = groups.map((g) => [g.district, [...g.points].reverse().find((p) => p[1] !== null)?.[1]])
       .filter(([, v]) => v !== undefined);
-    if (!latest.length)
+    if (!latest.length) {
+      aqi.set([], []);
       return "暂无空气质量读数";
+    }
     aqi.set(latest.map(([c]) => ctx.name(c)), latest.map(([, v]) => Math.round(v)), latest.findIndex(([c]) => c === ctx.district));
   }
 
   async function parkingUse() {
     const { groups } = await api("/api/v1/entities/stats?by=district&type=ParkingSpot&attr=occupied");
     const rows = groups.filter((g) => g.count > 0);
-    if (!rows.length)
+    if (!rows.length) {
+      parking.set([], []);
       return "暂无停车位读数";
+    }
     parking.set(rows.map((g) => ctx.name(g.district)), rows.map((g) => Math.round(g.avg * 100)), rows.findIndex((g) => g.district === ctx.district));
     const mine = rows.filter((g) => !ctx.district || g.district === ctx.district);
     const used = mine.reduce((s, g) => s + g.avg * g.count, 0), n = mine.reduce((s, g) => s + g.count, 0);

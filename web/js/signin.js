@@ -4,7 +4,7 @@
 
 import { api, ApiError, forgetKey, storedKey, storeKey } from "./api.js";
 
-const ROLE_NAMES = { admin: "管理员", operator: "值班员", dept: "部门", grid: "网格员", viewer: "访客" };
+const ROLE_NAMES = { admin: "管理员", operator: "值班员", dept: "部门", grid: "网格员", viewer: "访客", hotline: "12345热线" };
 
 export function roleName(role) {
   return ROLE_NAMES[role] ?? role;
