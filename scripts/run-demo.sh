@@ -2,7 +2,7 @@
 # `make run`: starts citybrain on http://localhost:8080 with the demo data
 # directory ./data, and prints an operator key for the dashboard and the API.
 # The key is made once and kept in data/demo-operator.key (mode 600).
-# citysim plays the demo city's devices against it (log: data/citysim.log).
+# citysim plays the demo city against it: devices, incidents, reports and casework (log: data/citysim.log).
 set -eu
 cd "$(dirname "$0")/.."
 

@@ -286,9 +286,10 @@ double incident_rain(const incidents *in, int district, int64_t now_ms)
     const struct incident *x = &in->k[INC_RAINSTORM];
     if (!x->active || x->district != district || now_ms < x->start_ms)
         return 0;
-    /* Up over the first 40%, held, down over the last 30%. */
+    /* Up over the first 25% (gauges pass 3.2 m after 2–3 minutes), held,
+     * down over the last 30%. */
     double f = (double)(now_ms - x->start_ms) / (double)(x->end_ms - x->start_ms);
-    return f < 0.4 ? f / 0.4 : f < 0.7 ? 1 : fmax(0, (1 - f) / 0.3);
+    return f < 0.25 ? f / 0.25 : f < 0.7 ? 1 : fmax(0, (1 - f) / 0.3);
 }
 
 void incidents_summary(const incidents *in, const city *ct, char *out, size_t outlen)
