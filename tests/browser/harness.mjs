@@ -145,5 +145,5 @@ export function citysimOnce(server, devices = 400) {
   const keyFile = path.join(server.dir, "admin.key");
   writeFileSync(keyFile, server.key("admin") + "\n");
   return execFileSync(SIM, ["--url", server.url, "--key", keyFile, "--devices", String(devices), "--mqtt-port", "0",
-    "--incident-every", "0", "--once"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    "--incident-every", "0", "--no-cases", "--once"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
