@@ -30,11 +30,20 @@ if [ ! -s "$adminfile" ]; then
     umask 077
     ./citybrain key create --role admin --name "demo admin" --data-dir "$DATA" > "$adminfile"
 fi
-# The citizen page's Open311 api_key (a 12345 intake key): /m/?api_key=... stores it.
+# The citizen page's app key (role citizen: Open311 reports, photos and the nearby
+# services, nothing else; public by nature): /m/?api_key=... stores it. A key left
+# from before the citizen role (a hotline key) is revoked and replaced.
 citizenfile="$DATA/demo-citizen.key"
+if [ -s "$citizenfile" ]; then
+    cid=$(sed -n 's/^cb_\([0-9a-f]*\)_.*/\1/p' "$citizenfile")
+    if ! ./citybrain key list --data-dir "$DATA" 2>/dev/null | awk -v id="$cid" '$1 == id && $2 == "citizen" { ok = 1 } END { exit !ok }'; then
+        [ -z "$cid" ] || ./citybrain key revoke "$cid" --data-dir "$DATA" >/dev/null 2>&1 || :
+        rm -f "$citizenfile"
+    fi
+fi
 if [ ! -s "$citizenfile" ]; then
     umask 077
-    ./citybrain key create --role hotline --name "市民端" --data-dir "$DATA" > "$citizenfile"
+    ./citybrain key create --role citizen --name "市民端" --data-dir "$DATA" > "$citizenfile"
 fi
 
 cat <<MSG

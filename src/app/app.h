@@ -131,6 +131,8 @@ int api_open311_post(http_request *req, void *app);
 int api_open311_service(http_request *req, void *app);
 int api_open311_request(http_request *req, void *app);
 int api_open311_token(http_request *req, void *app);
+int api_open311_rating(http_request *req, void *app);
+int api_nearby(http_request *req, void *app);          /* nearby_api.c */
 /* The case centre's options from the config (cases_api.c); interval_ms 0: no supervision thread. */
 void app_cases_options(struct app *a, int interval_ms, struct cases_options *o);
 

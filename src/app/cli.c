@@ -66,8 +66,9 @@ static void key_usage(FILE *out)
             "       citybrain key list [--json] [store flags]\n"
             "       citybrain key revoke ID [store flags]\n\n"
             "API keys for people and systems. `create` prints the new key once; only an\n"
-            "Argon2id hash is stored. ROLE is admin, operator, dept, grid, viewer or hotline\n"
-            "(12345 operators); a dept key needs --department, a grid key may name its area there.\n"
+            "Argon2id hash is stored. ROLE is admin, operator, dept, grid, viewer, hotline\n"
+            "(12345 operators) or citizen (a citizen app's key: Open311 reports, photos, nearby\n"
+            "services); a dept key needs --department, a grid key may name its area there.\n"
             "Store flags: --config FILE, --data-dir DIR.\n");
 }
 
@@ -79,7 +80,7 @@ static int key_create(int argc, char **argv)
     const char *name = cli_take_flag(&argc, argv, "--name", &missing);
     enum role role;
     if (missing || !role_text || role_parse(role_text, &role) != 0) {
-        fprintf(stderr, "citybrain key create: --role must be admin, operator, dept, grid, viewer or hotline\n");
+        fprintf(stderr, "citybrain key create: --role must be admin, operator, dept, grid, viewer, hotline or citizen\n");
         return 2;
     }
     struct app a;

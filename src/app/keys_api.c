@@ -33,10 +33,11 @@ static int parse_create(json_t *body, enum role *role, const char **dep, const c
     int rc = optional_string(body, "role", &role_text, err);
     if (rc == 0 && !role_text)
         rc = cb_error_set(err, CB_EMISSING_FIELD, "role",
-                          "role is required: admin, operator, dept, grid, viewer or hotline");
+                          "role is required: admin, operator, dept, grid, viewer, hotline or citizen");
     if (rc == 0 && role_parse(role_text, role) != 0)
         rc = cb_error_set(err, CB_EINVALID_FIELD, "role",
-                          "unknown role '%s': use admin, operator, dept, grid, viewer or hotline", role_text);
+                          "unknown role '%s': use admin, operator, dept, grid, viewer, hotline or citizen",
+                          role_text);
     if (rc == 0)
         rc = optional_string(body, "department", dep, err);
     if (rc == 0)

@@ -1,14 +1,19 @@
 /* open311_api — Open311 GeoReport v2 at /open311/v2/ (open311.h): every
  * document as .json or .xml by its suffix, errors in the standard's format
- * ([{"code", "description"}] or <errors>), public reads, and POST requests
- * with an api_key that is a citybrain API key. The router matches whole
- * segments, so "services.json" arrives as one {doc} and is split here. */
+ * ([{"code", "description"}] or <errors>), public reads of citizens'
+ * reports, POST requests with an api_key that is a citybrain API key of a
+ * citizen app (or the operations centre or 12345 acting for a citizen),
+ * answered with the request's follow secret (access_token), and the
+ * extension requests/{id}/rating.json through which the citizen who holds
+ * that secret rates the closed request. The router matches whole segments,
+ * so "services.json" arrives as one {doc} and is split here. */
 #include "app/app.h"
 
 #include "core/clock.h"
 #include "open311/open311.h"
 
 #include <ctype.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -162,16 +167,20 @@ static const char *post_param(void *ctx, const char *name)
     return v ? v : http_query(p->req, name);
 }
 
-/* The api_key's principal, acting as a 12345 intake (the citizen channel)
- * unless its own role may report citizens' cases already. */
+/* The api_key's principal: a citizen app's key, or the operations centre
+ * or 12345 (admin, operator, hotline) acting for a citizen; the case is
+ * reported through channel citizen either way. Other roles are refused. */
 static int check_key(struct app *a, const char *key, struct principal *who, cb_error *err)
 {
     if (!key || !*key)
         return cb_error_set(err, CB_EFORBIDDEN, "api_key", "api_key is required to submit a service request");
     if (strncmp(key, "cbd_", 4) == 0 || apikey_authenticate(a->keys, key, who, err) != 0)
         return cb_error_set(err, CB_EFORBIDDEN, "api_key", "invalid api_key");
-    if (who->role != ROLE_ADMIN && who->role != ROLE_OPERATOR && who->role != ROLE_HOTLINE)
-        who->role = ROLE_HOTLINE;
+    if (who->role != ROLE_CITIZEN && who->role != ROLE_ADMIN && who->role != ROLE_OPERATOR &&
+        who->role != ROLE_HOTLINE)
+        return cb_error_set(err, CB_EFORBIDDEN, "api_key",
+                            "an api_key of role %s may not submit service requests: use a citizen app's key",
+                            role_name(who->role));
     return 0;
 }
 
@@ -187,14 +196,16 @@ static int post_requests(http_request *req, struct app *a, enum format f)
                             "a service request is posted as application/x-www-form-urlencoded");
     struct principal who;
     json_t *intake = NULL, *created = NULL;
+    char token[CASE_FOLLOW_TOKEN_MAX] = "";
     int rc = open311_form_parse(body, len, &p.form, &err);
     if (rc == 0)
         rc = check_key(a, post_param(&p, "api_key"), &who, &err);
     if (rc == 0)
         rc = open311_intake_body(a->db, post_param, &p, &intake, &err);
     if (rc == 0)
-        rc = cases_intake(a->cases, &who, intake, clock_now_ms(), &created, &err);
-    json_t *out = rc == 0 ? open311_post_reply(created, post_param(&p, "account_id")) : NULL;
+        rc = cases_intake_followed(a->cases, &who, intake, clock_now_ms(), token, &created, &err);
+    json_t *out = rc == 0 ? open311_post_reply(created, post_param(&p, "account_id"), token) : NULL;
+    sodium_memzero(token, sizeof token);
     json_decref(intake);
     json_decref(created);
     open311_form_free(&p.form);
@@ -210,4 +221,46 @@ int api_open311_post(http_request *req, void *app)
     if (split_suffix(http_param(req, "doc"), name, sizeof name, &f) != 0 || strcmp(name, "requests") != 0)
         return reply_errorf(req, f, CB_EMETHOD, "path", "only requests.json and requests.xml take a POST");
     return post_requests(req, app, f);
+}
+
+/* POST requests/{id}/rating.json|.xml (an extension of the standard): the
+ * citizen who holds the request's access_token rates it once it is closed:
+ * form access_token, rating (满意, 基本满意 or 不满意), comment?. The answer
+ * is the request as GET shows it. */
+#define COMMENT_MAX 500 /* bytes */
+
+int api_open311_rating(http_request *req, void *app)
+{
+    struct app *a = app;
+    char name[32], id[CASE_ID_MAX * 2];
+    enum format f = FORMAT_JSON;
+    if (split_suffix(http_param(req, "doc"), name, sizeof name, &f) != 0 || strcmp(name, "rating") != 0)
+        return reply_errorf(req, f, CB_ENOT_FOUND, "path", "use requests/{service_request_id}/rating.json or .xml");
+    snprintf(id, sizeof id, "%s", http_param(req, "id"));
+    const char *ct = http_header(req, "Content-Type");
+    size_t len;
+    const char *body = http_body(req, &len);
+    if (ct && strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0 && len > 0)
+        return reply_errorf(req, f, CB_EMEDIA_TYPE, "Content-Type",
+                            "a rating is posted as application/x-www-form-urlencoded");
+    struct post_params p = {req, {0, NULL, NULL, NULL}};
+    cb_error err;
+    json_t *args = NULL, *out = NULL;
+    int rc = open311_form_parse(body, len, &p.form, &err);
+    const char *rating = rc == 0 ? post_param(&p, "rating") : NULL;
+    const char *comment = rc == 0 ? post_param(&p, "comment") : NULL;
+    if (rc == 0 && comment && strlen(comment) > COMMENT_MAX)
+        rc = cb_error_set(&err, CB_EINVALID_FIELD, "comment", "comment may have at most %d bytes", COMMENT_MAX);
+    if (rc == 0 && !(args = json_pack("{s:s?, s:s?}", "rating", rating && *rating ? rating : NULL, "note",
+                                      comment && *comment ? comment : NULL)))
+        rc = cb_error_set(&err, CB_ENOMEM, NULL, "rating");
+    if (rc == 0)
+        rc = cases_rate(a->cases, id, post_param(&p, "access_token"), args, clock_now_ms(), &err);
+    if (rc == 0)
+        rc = open311_request(a->db, id, &out, &err);
+    json_decref(args);
+    open311_form_free(&p.form);
+    if (rc != 0)
+        return reply_error(req, f, &err);
+    return reply(req, f, 200, "service_requests", out);
 }

@@ -9,6 +9,12 @@
 #define WRITERS (OPS | ROLE_BIT(ROLE_DEVICE))
 #define INTAKE (STAFF & ~ROLE_BIT(ROLE_VIEWER))   /* who may report a case */
 #define CASE_ACTORS INTAKE                         /* workflow.c decides per action */
+/* A citizen app's key is public by nature (it ships in a page or an app):
+ * it may upload a photo and read the nearby services, and report through
+ * Open311 (whose handler checks the api_key); no route below lists it
+ * otherwise, so it never reads cases, reporters, KPIs, rules or alarms. */
+#define CITIZEN ROLE_BIT(ROLE_CITIZEN)
+#define REPORTERS (INTAKE | CITIZEN)               /* who may upload a photo for a report */
 
 const struct http_route app_routes[] = {
     {"GET", "/healthz", api_healthz, ROLES_PUBLIC, "liveness and readiness (public)"},
@@ -23,6 +29,8 @@ const struct http_route app_routes[] = {
     {"GET", "/api/v1/entities", api_entities_list, STAFF,
      "entities with latest values: ?type=&district=&grid=&bbox=&near=&q=&online=&limit=&cursor="},
     {"POST", "/api/v1/entities", api_entities_create, OPS, "create one entity, or {\"entities\": [...]} (up to 10,000)"},
+    {"GET", "/api/v1/nearby", api_nearby, STAFF | CITIZEN,
+     "free parking bays within 1 km and the nearest air-quality station of ?lon=&lat= (for citizen apps)"},
     {"GET", "/api/v1/entities/stats", api_entities_stats, STAFF, "totals, online and avg/min/max by type, district, grid"},
     {"GET", "/api/v1/entities/{id}", api_entity_get, STAFF, "one entity with properties and latest values"},
     {"PATCH", "/api/v1/entities/{id}", api_entity_update, OPS, "change location, department, heartbeat, properties"},
@@ -73,7 +81,7 @@ const struct http_route app_routes[] = {
     {"GET", "/api/v1/departments", api_departments_list, STAFF, "departments cases are dispatched to"},
     {"GET", "/api/v1/routing", api_routing_get, ADMIN, "the routing table (category x region -> department)"},
     {"PUT", "/api/v1/routing", api_routing_put, ADMIN, "replace the routing table: {rules: [{category, region, department}]}"},
-    {"POST", "/api/v1/media", api_media_upload, ROLES_PUBLIC,
+    {"POST", "/api/v1/media", api_media_upload, REPORTERS,
      "upload a photo (raw image/jpeg|png|webp body, up to media_max) → {url}"},
     {"GET", "/media/{name}", api_media_get, ROLES_PUBLIC, "an uploaded photo"},
     {"GET", "/api/v1/kpis", api_kpis, STAFF,
@@ -86,6 +94,8 @@ const struct http_route app_routes[] = {
      "Open311: a service definition with its attributes ({service_code}.json|.xml)"},
     {"GET", "/open311/v2/requests/{file}", api_open311_request, ROLES_PUBLIC,
      "Open311: one service request ({service_request_id}.json|.xml)"},
+    {"POST", "/open311/v2/requests/{id}/{doc}", api_open311_rating, ROLES_PUBLIC,
+     "Open311 extension: rate a closed request (rating.json|.xml; form: access_token, rating, comment?)"},
     {"GET", "/open311/v2/tokens/{file}", api_open311_token, ROLES_PUBLIC,
      "Open311: the service request of a token ({token}.json|.xml)"},
 };

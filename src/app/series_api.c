@@ -14,20 +14,6 @@
 
 #define DEFAULT_SPAN_MS (24 * 3600 * 1000LL)
 
-/* RFC 3339 or epoch milliseconds. */
-static int parse_time(const char *text, const char *field, int64_t *out, cb_error *err)
-{
-    char *end;
-    long long ms = strtoll(text, &end, 10);
-    if (end != text && *end == '\0') {
-        *out = ms;
-        return 0;
-    }
-    if (clock_parse_rfc3339(text, out) == 0)
-        return 0;
-    return cb_error_set(err, CB_EINVALID_FIELD, field, "%s must be RFC 3339 or epoch milliseconds", field);
-}
-
 /* "90s", "5m", "1h", "1d" or milliseconds. */
 static int parse_step(const char *text, int64_t *out, cb_error *err)
 {
@@ -47,10 +33,10 @@ static int parse_range(http_request *req, struct series_range *r, cb_error *err)
     const char *agg = http_query(req, "agg");
     memset(r, 0, sizeof *r);
     r->to = clock_now_ms();
-    int rc = to ? parse_time(to, "to", &r->to, err) : 0;
+    int rc = to ? clock_parse_time_field(to, "to", &r->to, err) : 0;
     r->from = r->to - DEFAULT_SPAN_MS;
     if (rc == 0 && from)
-        rc = parse_time(from, "from", &r->from, err);
+        rc = clock_parse_time_field(from, "from", &r->from, err);
     if (rc == 0 && r->from > r->to)
         rc = cb_error_set(err, CB_EINVALID_FIELD, "from", "from is after to");
     if (rc == 0 && step)

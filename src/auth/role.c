@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const role_names[ROLE_COUNT] = {"admin",  "operator", "dept",   "grid",
-                                                   "viewer", "device",   "hotline"};
+static const char *const role_names[ROLE_COUNT] = {"admin",  "operator", "dept",    "grid",
+                                                   "viewer", "device",   "hotline", "citizen"};
 
 const char *role_name(enum role r)
 {

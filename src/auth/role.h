@@ -5,8 +5,16 @@
 
 #include <stdint.h>
 
-/* hotline: 12345 operators, who record calls and see callers' names and phones. */
-enum role { ROLE_ADMIN, ROLE_OPERATOR, ROLE_DEPT, ROLE_GRID, ROLE_VIEWER, ROLE_DEVICE, ROLE_HOTLINE, ROLE_COUNT };
+/* hotline: 12345 operators, who record calls and see callers' names and phones.
+ * citizen: not a person but an app key of a citizen-facing app (the citizen
+ * page /m/, a city app): public by nature, so it may only report through
+ * Open311 (channel citizen), upload photos and read the narrow public
+ * services (GET /api/v1/nearby); no case lists, reporter data, KPIs, rules
+ * or alarms. ROLES_ANY_USER (the staff) does not include it. */
+enum role {
+    ROLE_ADMIN, ROLE_OPERATOR, ROLE_DEPT, ROLE_GRID, ROLE_VIEWER, ROLE_DEVICE, ROLE_HOTLINE, ROLE_CITIZEN,
+    ROLE_COUNT
+};
 
 #define ROLE_BIT(r) (1u << (r))
 #define ROLES_ANY_USER                                                                 \

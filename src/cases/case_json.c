@@ -274,19 +274,6 @@ static void where_bind(const struct where *w, sqlite3_stmt *st)
     }
 }
 
-static int parse_time(const char *s, const char *field, int64_t *out, cb_error *err)
-{
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (*s && !*end) {
-        *out = v;
-        return 0;
-    }
-    if (clock_parse_rfc3339(s, out) == 0)
-        return 0;
-    return cb_error_set(err, CB_EINVALID_FIELD, field, "%s must be RFC 3339 or epoch ms", field);
-}
-
 /* Scope of the principal: a department sees its own cases only. */
 static void where_scope(struct where *w, const struct principal *who)
 {
@@ -323,9 +310,9 @@ static int where_filters(struct where *w, const struct case_filter *f, int64_t n
     if (f->channel)
         where_add(w, "k.channel = ?%d", f->channel, NULL);
     int rc = 0;
-    if (f->from && (rc = parse_time(f->from, "from", &times[0], err)) == 0)
+    if (f->from && (rc = clock_parse_time_field(f->from, "from", &times[0], err)) == 0)
         where_add(w, "k.created_at >= ?%d", NULL, &times[0]);
-    if (rc == 0 && f->to && (rc = parse_time(f->to, "to", &times[1], err)) == 0)
+    if (rc == 0 && f->to && (rc = clock_parse_time_field(f->to, "to", &times[1], err)) == 0)
         where_add(w, "k.created_at < ?%d", NULL, &times[1]);
     if (rc == 0 && f->overdue && strcmp(f->overdue, "1") == 0) {
         times[2] = now;

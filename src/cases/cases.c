@@ -7,6 +7,7 @@
 #include "core/clock.h"
 
 #include <assert.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #define MEDIA_PER_CASE 9
 
 const struct principal cases__system = {.id = "system", .role = ROLE_ADMIN, .name = "system"};
+const struct principal cases__citizen = {.id = "citizen", .role = ROLE_CITIZEN, .name = "市民"};
 
 /* ---- SQLite helpers shared by the module's files ---- */
 
@@ -629,4 +631,97 @@ int cases_transition(cases *c, const struct principal *who, const char *id, cons
     if (rc != 0)
         return rc;
     return *out ? 0 : cb_error_set(err, CB_ENOMEM, NULL, "rendering the case");
+}
+
+/* ---- the citizen's rating with the follow secret ---- */
+
+void cases__follow_token(char token[CASE_FOLLOW_TOKEN_MAX], unsigned char hash[CASE_FOLLOW_HASH_BYTES])
+{
+    unsigned char secret[16];
+    char hex[sizeof secret * 2 + 1];
+    randombytes_buf(secret, sizeof secret);
+    sodium_bin2hex(hex, sizeof hex, secret, sizeof secret);
+    snprintf(token, CASE_FOLLOW_TOKEN_MAX, "cbf_%s", hex);
+    crypto_generichash(hash, CASE_FOLLOW_HASH_BYTES, (const unsigned char *)token, strlen(token), NULL, 0);
+    sodium_memzero(secret, sizeof secret);
+    sodium_memzero(hex, sizeof hex);
+}
+
+int cases__set_follow_hash(cases *c, const char *id, const unsigned char hash[CASE_FOLLOW_HASH_BYTES],
+                           cb_error *err)
+{
+    sqlite3_stmt *st = cases__prepare(c, "UPDATE cases SET follow_hash = ?2 WHERE id = ?1", err);
+    if (!st)
+        return err ? err->code : CB_EINTERNAL;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_blob(st, 2, hash, CASE_FOLLOW_HASH_BYTES, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    cases__finish(c, st);
+    return rc == SQLITE_DONE ? 0 : cases__step_error(c, rc, "storing the follow token", err);
+}
+
+/* 0 if token is the follow secret of case id; CB_EFORBIDDEN alike for a
+ * missing or wrong token, an unknown case and a case without a token. */
+static int follow_check(cases *c, const char *id, const char *token, cb_error *err)
+{
+    size_t len = token ? strlen(token) : 0;
+    if (len == 0)
+        return cb_error_set(err, CB_EFORBIDDEN, "access_token",
+                            "access_token is required: the secret returned when the request was submitted");
+    int ok = 0;
+    if (len < CASE_FOLLOW_TOKEN_MAX) {
+        unsigned char hash[CASE_FOLLOW_HASH_BYTES];
+        crypto_generichash(hash, sizeof hash, (const unsigned char *)token, len, NULL, 0);
+        sqlite3_stmt *st = cases__prepare(c, "SELECT follow_hash FROM cases WHERE id = ?1", err);
+        if (!st)
+            return err->code;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            ok = sqlite3_column_bytes(st, 0) == (int)sizeof hash &&
+                 sodium_memcmp(sqlite3_column_blob(st, 0), hash, sizeof hash) == 0;
+        cases__finish(c, st);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return cases__step_error(c, rc, "reading the follow token", err);
+    }
+    if (ok)
+        return 0;
+    return cb_error_set(err, CB_EFORBIDDEN, "access_token", "access_token does not match service request %.40s", id);
+}
+
+/* A rating needs a closed case: why this one cannot be rated. */
+static int rating_state(const struct cb_case *k, cb_error *err)
+{
+    if (k->status == CASE_CLOSED)
+        return 0;
+    if (k->status == CASE_EVALUATED)
+        return cb_error_set(err, CB_ECONFLICT, "rating", "service request %s has been rated already", k->id);
+    if (k->status == CASE_REJECTED && k->duplicate_of[0])
+        return cb_error_set(err, CB_ECONFLICT, "rating",
+                            "service request %s was merged into %s: that case is handled, this one is not rated",
+                            k->id, k->duplicate_of);
+    if (k->status == CASE_REJECTED)
+        return cb_error_set(err, CB_ECONFLICT, "rating", "service request %s was not taken up (%s): nothing to rate",
+                            k->id, case_status_label(k->status));
+    return cb_error_set(err, CB_ECONFLICT, "rating",
+                        "service request %s is not closed yet (%s): it can be rated once it is closed", k->id,
+                        case_status_label(k->status));
+}
+
+int cases_rate(cases *c, const char *id, const char *token, const json_t *body, int64_t now, cb_error *err)
+{
+    struct case_events ev = {{0}, 0};
+    struct cb_case k;
+    pthread_mutex_lock(&c->mu);
+    int rc = follow_check(c, id, token, err);
+    if (rc == 0)
+        rc = cases__load(c, id, &k, err);
+    if (rc == 0)
+        rc = rating_state(&k, err);
+    if (rc == 0)
+        rc = transition_locked(c, &cases__citizen, id, "evaluate", body, now, &ev, err);
+    if (rc == 0)
+        cases__publish(c, id, &ev, 0);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }

@@ -12,7 +12,8 @@
  *
  * Storage (migration 6, see cases_schema_sql): tables case_category,
  * department, routing, calendar_day, cases, case_history, supervision,
- * case_fts. All times are ms since the epoch (UTC); NULL = not (yet).
+ * case_fts; migration 8 adds cases.follow_hash. All times are ms since the
+ * epoch (UTC); NULL = not (yet).
  *
  * Ownership: every `json_t **out` receives a new reference the caller
  * json_decrefs; on error there is nothing to free. Functions return 0 or a
@@ -32,6 +33,7 @@
 typedef struct cases cases;
 
 #define CASE_ID_MAX 24 /* "C20261123-000042" + NUL, with room */
+#define CASE_FOLLOW_TOKEN_MAX 40 /* "cbf_" + 32 hex digits + NUL, with room */
 
 /* The SQL of migration 6 (src/store/migrations.c). */
 extern const char cases_schema_sql[];
@@ -64,6 +66,25 @@ void cases_close(cases *c); /* NULL-safe; stops the supervision thread */
  * may see it (caller owns). */
 int cases_intake(cases *c, const struct principal *who, const json_t *body, int64_t now, json_t **out,
                  cb_error *err);
+
+/* cases_intake for a report its citizen follows themself (Open311 POST):
+ * also makes a random follow secret, stores only its BLAKE2b hash with the
+ * case (column follow_hash, migration 8) and writes the secret into token
+ * ("cbf_<32 hex>", shown once; "" on error). With it the citizen may rate
+ * the case once closed (cases_rate). */
+int cases_intake_followed(cases *c, const struct principal *who, const json_t *body, int64_t now,
+                          char token[CASE_FOLLOW_TOKEN_MAX], json_t **out, cb_error *err);
+
+/* The citizen's rating of their own case, with the follow secret from
+ * cases_intake_followed: the workflow's evaluate action (不满意 reopens the
+ * case as rework) acting as the principal "citizen" (role citizen), with
+ * comment (may be NULL) as the note. body: {"rating", "note"?} as for
+ * evaluate. CB_EFORBIDDEN when token is missing or not the case's (also for
+ * an unknown case or one without a token: the answer says nothing about
+ * which); then CB_ECONFLICT unless the case is closed (the message says
+ * whether it is still being handled or rated already); CB_EINVALID_FIELD for
+ * a bad rating. The checks and the transition run under the module's lock. */
+int cases_rate(cases *c, const char *id, const char *token, const json_t *body, int64_t now, cb_error *err);
 
 /* The alarm hook for the rules module: opens a case (channel sensor) at the
  * alarm's lon/lat/district/grid with its message as the description and

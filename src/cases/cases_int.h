@@ -73,6 +73,16 @@ struct case_args {
 
 /* Who the system acts as: automatic acceptance, routing, duplicate links. */
 extern const struct principal cases__system;
+/* Who a citizen rating with the follow token acts as (cases_rate). */
+extern const struct principal cases__citizen;
+
+/* The follow secret of a citizen's report: token "cbf_<32 hex>" and the
+ * BLAKE2b hash of its text, which is all the case keeps. */
+#define CASE_FOLLOW_HASH_BYTES 32
+void cases__follow_token(char token[CASE_FOLLOW_TOKEN_MAX], unsigned char hash[CASE_FOLLOW_HASH_BYTES]);
+/* Stores hash as the case's follow_hash; c->mu held, inside a transaction. */
+int cases__set_follow_hash(cases *c, const char *id, const unsigned char hash[CASE_FOLLOW_HASH_BYTES],
+                           cb_error *err);
 
 /* The handling limit of a category: minutes and whether natural time. */
 struct category_limit {

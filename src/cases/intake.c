@@ -6,6 +6,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "geo/distance.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -15,14 +16,6 @@
 #define ADDRESS_MAX 400
 #define DESCRIPTION_MAX 4000
 #define REPORTER_MAX 64
-
-static double distance_m(double lon1, double lat1, double lon2, double lat2)
-{
-    const double r = 6371008.8, rad = M_PI / 180;
-    double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
-    double h = sin(dlat / 2) * sin(dlat / 2) + cos(lat1 * rad) * cos(lat2 * rad) * sin(dlon / 2) * sin(dlon / 2);
-    return 2 * r * asin(sqrt(h));
-}
 
 /* The first open case of the same category near (lon, lat) within the window. */
 static int find_duplicate(cases *c, const char *category, const char *self, double lon, double lat, int64_t now,
@@ -47,7 +40,7 @@ static int find_duplicate(cases *c, const char *category, const char *self, doub
     sqlite3_bind_double(st, 6, lat - dlat);
     sqlite3_bind_double(st, 7, lat + dlat);
     while (!found && sqlite3_step(st) == SQLITE_ROW) {
-        if (distance_m(lon, lat, sqlite3_column_double(st, 1), sqlite3_column_double(st, 2)) <=
+        if (geo_distance_m(lon, lat, sqlite3_column_double(st, 1), sqlite3_column_double(st, 2)) <=
             c->opt.duplicate_radius_m) {
             snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
             found = 1;
@@ -71,6 +64,7 @@ static int channel_allowed(const struct principal *who, const char *channel)
     case ROLE_HOTLINE: return strcmp(channel, "hotline") == 0 || strcmp(channel, "citizen") == 0;
     case ROLE_GRID: return strcmp(channel, "grid") == 0;
     case ROLE_DEPT: return strcmp(channel, "department") == 0;
+    case ROLE_CITIZEN: return strcmp(channel, "citizen") == 0;
     default: return 0;
     }
 }
@@ -258,8 +252,8 @@ static int after_intake(cases *c, const struct principal *who, const struct inta
     return rc;
 }
 
-static int intake_locked(cases *c, const struct principal *who, const json_t *body, int64_t now, char *id,
-                         struct case_events *ev, cb_error *err)
+static int intake_locked(cases *c, const struct principal *who, const json_t *body,
+                         const unsigned char *follow_hash, int64_t now, char *id, struct case_events *ev, cb_error *err)
 {
     struct intake in;
     int rc = parse_intake(c, who, body, &in, err);
@@ -272,6 +266,8 @@ static int intake_locked(cases *c, const struct principal *who, const json_t *bo
     rc = next_id(c, now, id, err);
     if (rc == 0)
         rc = insert_case(c, who, &in, id, now, err);
+    if (rc == 0 && follow_hash)
+        rc = cases__set_follow_hash(c, id, follow_hash, err);
     if (rc == 0)
         rc = cases__add_history(c, id, -1, CASE_REPORTED, "report", who, NULL, in.description, in.media, now, err);
     if (rc == 0)
@@ -282,13 +278,13 @@ static int intake_locked(cases *c, const struct principal *who, const json_t *bo
     return rc != 0 ? rc : end;
 }
 
-int cases_intake(cases *c, const struct principal *who, const json_t *body, int64_t now, json_t **out,
-                 cb_error *err)
+static int intake(cases *c, const struct principal *who, const json_t *body, const unsigned char *follow_hash,
+                  int64_t now, json_t **out, cb_error *err)
 {
     char id[CASE_ID_MAX];
     struct case_events ev = {{0}, 0};
     pthread_mutex_lock(&c->mu);
-    int rc = intake_locked(c, who, body, now, id, &ev, err);
+    int rc = intake_locked(c, who, body, follow_hash, now, id, &ev, err);
     if (rc == 0) {
         cases__publish(c, id, &ev, 1);
         *out = cases__json(c, id, who, now, 1);
@@ -297,6 +293,23 @@ int cases_intake(cases *c, const struct principal *who, const json_t *body, int6
     if (rc != 0)
         return rc;
     return *out ? 0 : cb_error_set(err, CB_ENOMEM, NULL, "rendering the case");
+}
+
+int cases_intake(cases *c, const struct principal *who, const json_t *body, int64_t now, json_t **out,
+                 cb_error *err)
+{
+    return intake(c, who, body, NULL, now, out, err);
+}
+
+int cases_intake_followed(cases *c, const struct principal *who, const json_t *body, int64_t now,
+                          char token[CASE_FOLLOW_TOKEN_MAX], json_t **out, cb_error *err)
+{
+    unsigned char hash[CASE_FOLLOW_HASH_BYTES];
+    cases__follow_token(token, hash);
+    int rc = intake(c, who, body, hash, now, out, err);
+    if (rc != 0)
+        token[0] = '\0';
+    return rc;
 }
 
 int cases_open_from_alarm(cases *c, const json_t *alarm, const char *category, char *case_id, size_t n)

@@ -145,13 +145,6 @@ static struct kpi_row *row_get(struct rows *rs, const char *key)
     return r;
 }
 
-static int parse_time(const char *s, const char *field, int64_t *out, cb_error *err)
-{
-    if (clock_parse_time(s, out) == 0)
-        return 0;
-    return cb_error_set(err, CB_EINVALID_FIELD, field, "%s must be RFC 3339 or epoch ms", field);
-}
-
 /* The window and scope of one computation: ?1 from, ?2 to, ?3 now and ?4
  * the department (when set) in every query. */
 struct scope {
@@ -338,10 +331,10 @@ static json_t *row_json(db *d, const struct grouping *g, const struct kpi_row *r
 static int window(const struct kpi_query *q, int64_t *from, int64_t *to, cb_error *err)
 {
     *to = q->now;
-    if (q->to && parse_time(q->to, "to", to, err) != 0)
+    if (q->to && clock_parse_time_field(q->to, "to", to, err) != 0)
         return err->code;
     *from = *to - KPI_DEFAULT_WINDOW_MS;
-    if (q->from && parse_time(q->from, "from", from, err) != 0)
+    if (q->from && clock_parse_time_field(q->from, "from", from, err) != 0)
         return err->code;
     if (*from >= *to)
         return cb_error_set(err, CB_EINVALID_FIELD, "from", "from must be before to");

@@ -3,7 +3,9 @@
  * centre (operator) accepts, files, dispatches, checks, closes and
  * supervises; departments (dept) start, handle, return and ask for more
  * time; grid workers check in their area; 12345 operators (hotline) accept
- * calls and record the caller's rating. */
+ * calls and record the caller's rating; a citizen rates their own closed
+ * case (only through Open311 with the request's follow token: no route lets
+ * a citizen key call the case API). */
 #include "cases/workflow.h"
 
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #define INTAKE (OPS | ROLE_BIT(ROLE_HOTLINE))
 #define DEPT (ADMIN | ROLE_BIT(ROLE_DEPT))
 #define CHECKERS (OPS | ROLE_BIT(ROLE_GRID))
+#define RATERS (INTAKE | ROLE_BIT(ROLE_CITIZEN))
 
 const struct case_transition case_transitions[] = {
     {CASE_REPORTED, "accept", CASE_ACCEPTED, INTAKE, "受理: the report is a case for the city"},
@@ -46,7 +49,7 @@ const struct case_transition case_transitions[] = {
     {CASE_HANDLED, "check", CASE_CHECKED, CHECKERS, "核查 passed {passed: true}"},
     {CASE_HANDLED, "check", CASE_REWORK, CHECKERS, "核查 failed {passed: false}: 返工, same department"},
     {CASE_CHECKED, "close", CASE_CLOSED, OPS, "结案"},
-    {CASE_CLOSED, "evaluate", CASE_EVALUATED, INTAKE, "回访/评价 {rating}; 不满意 reopens as rework"},
+    {CASE_CLOSED, "evaluate", CASE_EVALUATED, RATERS, "回访/评价 {rating}; 不满意 reopens as rework"},
     {CASE_CLOSED, "reopen", CASE_REWORK, OPS, "reopened: 返工"},
     {CASE_EVALUATED, "reopen", CASE_REWORK, INTAKE, "reopened after 不满意: 返工"},
     {CASE_REJECTED, "reopen", CASE_ACCEPTED, OPS, "wrongly rejected: accepted again"},

@@ -126,3 +126,10 @@ int clock_parse_time(const char *s, int64_t *ms)
     fixed[n - 6] = '+';
     return clock_parse_rfc3339(fixed, ms);
 }
+
+int clock_parse_time_field(const char *s, const char *field, int64_t *ms, cb_error *err)
+{
+    if (clock_parse_time(s, ms) == 0)
+        return 0;
+    return cb_error_set(err, CB_EINVALID_FIELD, field, "%s must be RFC 3339 or epoch milliseconds", field);
+}

@@ -2,6 +2,8 @@
 #ifndef CB_CLOCK_H
 #define CB_CLOCK_H
 
+#include "core/err.h"
+
 #include <stdint.h>
 
 #define CLOCK_RFC3339_MAX 64
@@ -21,5 +23,8 @@ int clock_parse_rfc3339(const char *s, int64_t *ms);
  * where a query string's '+' of "+08:00" was decoded is taken as '+').
  * 0 and *ms, or -1. */
 int clock_parse_time(const char *s, int64_t *ms);
+/* clock_parse_time for the request field `field`: CB_EINVALID_FIELD naming
+ * it when s is neither form. */
+int clock_parse_time_field(const char *s, const char *field, int64_t *ms, cb_error *err);
 
 #endif

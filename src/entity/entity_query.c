@@ -4,6 +4,7 @@
 #include "entity_int.h"
 
 #include "core/clock.h"
+#include "geo/distance.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -161,14 +162,6 @@ static int compile(entities *e, const struct entity_filter *f, struct compiled_f
     return rc;
 }
 
-static double distance_m(double lon1, double lat1, double lon2, double lat2)
-{
-    const double r = 6371008.8, rad = M_PI / 180;
-    double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
-    double a = sin(dlat / 2) * sin(dlat / 2) + cos(lat1 * rad) * cos(lat2 * rad) * sin(dlon / 2) * sin(dlon / 2);
-    return 2 * r * asin(sqrt(a));
-}
-
 static int condition_holds(const struct condition *cd, const struct state_value *v)
 {
     if (!v)
@@ -201,7 +194,7 @@ static int matches(entities *e, const struct compiled_filter *c, const struct st
         return 0;
     if (c->bbox_given && !(se->lon >= c->bbox[0] && se->lon <= c->bbox[2] && se->lat >= c->bbox[1] && se->lat <= c->bbox[3]))
         return 0;
-    if (c->near_given && (isnan(se->lon) || (*dist = distance_m(c->near_lon, c->near_lat, se->lon, se->lat)) > c->near_m))
+    if (c->near_given && (isnan(se->lon) || (*dist = geo_distance_m(c->near_lon, c->near_lat, se->lon, se->lat)) > c->near_m))
         return 0;
     for (int i = 0; i < c->ncond; i++)
         if (!condition_holds(&c->cond[i], state_value_of(se, c->cond[i].attr)))

@@ -175,11 +175,14 @@ int open311_service_definition(db *d, const char *code, json_t **out, cb_error *
 
 /* ---- service requests ---- */
 
+/* Only citizens' reports are service requests: a 12345 call, a grid
+ * worker's log or a sensor's alarm is not public (its description may name
+ * the caller), so every query starts from channel citizen. */
 #define REQUEST_SELECT                                                                                          \
     "SELECT k.id, k.status, k.category, cc.name, k.description, d.name, k.created_at, k.updated_at, "          \
     "k.handle_deadline, k.dispatched_at, k.address, k.lat, k.lon, k.media, k.duplicate_of, cc.limit_minutes, " \
     "cc.limit_natural FROM cases k LEFT JOIN case_category cc ON cc.code = k.category "                       \
-    "LEFT JOIN department d ON d.code = k.department "
+    "LEFT JOIN department d ON d.code = k.department WHERE k.channel = 'citizen' "
 enum {
     R_ID, R_STATUS, R_CODE, R_NAME, R_DESCRIPTION, R_AGENCY, R_CREATED, R_UPDATED, R_DEADLINE, R_DISPATCHED,
     R_ADDRESS, R_LAT, R_LON, R_MEDIA, R_DUPLICATE, R_LIMIT, R_NATURAL
@@ -259,7 +262,7 @@ static int collect(db *d, sqlite3_stmt *st, json_t **out, cb_error *err)
 
 int open311_request(db *d, const char *id, json_t **out, cb_error *err)
 {
-    sqlite3_stmt *st = prepare(d, REQUEST_SELECT "WHERE k.id = ?", err);
+    sqlite3_stmt *st = prepare(d, REQUEST_SELECT "AND k.id = ?", err);
     if (st)
         sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     int rc = collect(d, st, out, err);
@@ -356,7 +359,7 @@ static int requests_by_id(db *d, const char *ids, json_t **out, cb_error *err)
                             IDS_MAX);
     }
     buf sql = BUF_INIT;
-    buf_puts(&sql, REQUEST_SELECT "WHERE k.id IN (");
+    buf_puts(&sql, REQUEST_SELECT "AND k.id IN (");
     for (int i = 0; i < n; i++)
         buf_puts(&sql, i ? ",?" : "?");
     buf_puts(&sql, ") ORDER BY k.rowid DESC");
@@ -389,7 +392,7 @@ int open311_requests(db *d, const struct open311_filter *f, json_t **out, cb_err
         return cb_error_set(err, CB_EINVALID_FIELD, "service_code", "at most %d service codes", CODES_MAX);
     }
     buf sql = BUF_INIT;
-    buf_puts(&sql, REQUEST_SELECT "WHERE k.created_at >= ?1 AND k.created_at <= ?2");
+    buf_puts(&sql, REQUEST_SELECT "AND k.created_at >= ?1 AND k.created_at <= ?2");
     buf_puts(&sql, status);
     for (int i = 0; i < ncodes; i++)
         buf_printf(&sql, "%s?%d", i ? "," : " AND k.category IN (", i + 3);
@@ -549,7 +552,7 @@ int open311_intake_body(db *d, open311_param_fn param, void *ctx, json_t **out, 
     return 0;
 }
 
-json_t *open311_post_reply(const json_t *created, const char *account_id)
+json_t *open311_post_reply(const json_t *created, const char *account_id, const char *access_token)
 {
     const char *id = json_string_value(json_object_get(created, "id"));
     const char *dup = json_string_value(json_object_get(created, "duplicate_of"));
@@ -558,6 +561,7 @@ json_t *open311_post_reply(const json_t *created, const char *account_id)
         snprintf(notice, sizeof notice, "与 %s 为同一问题，已合并办理，可用该编号查询进展", dup);
     else
         snprintf(notice, sizeof notice, "已收到，编号 %s，受理后派遣到责任单位办理", id ? id : "");
-    return json_pack("[{s:s?, s:s, s:s?}]", "service_request_id", id, "service_notice", notice, "account_id",
-                     account_id && *account_id ? account_id : NULL);
+    return json_pack("[{s:s?, s:s, s:s?, s:s?}]", "service_request_id", id, "service_notice", notice, "account_id",
+                     account_id && *account_id ? account_id : NULL, "access_token",
+                     access_token && *access_token ? access_token : NULL);
 }

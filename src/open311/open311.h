@@ -74,6 +74,9 @@ struct open311_filter {
 #define OPEN311_LIST_MAX 1000
 #define OPEN311_SPAN_MS (90LL * 24 * 3600 * 1000)
 
+/* Reads see citizens' reports only (cases of channel citizen): other
+ * channels' cases are not service requests and are never listed or found. */
+
 /* [REQUEST...] newest first, at most OPEN311_LIST_MAX; CB_EINVALID_FIELD for
  * a bad filter. */
 int open311_requests(db *d, const struct open311_filter *f, json_t **out, cb_error *err);
@@ -90,8 +93,10 @@ typedef const char *(*open311_param_fn)(void *ctx, const char *name);
  * CB_EINVALID_FIELD name the parameter. */
 int open311_intake_body(db *d, open311_param_fn param, void *ctx, json_t **out, cb_error *err);
 
-/* The answer to a POST: [{service_request_id, service_notice, account_id}]
- * for the case JSON cases_intake returned. */
-json_t *open311_post_reply(const json_t *created, const char *account_id);
+/* The answer to a POST: [{service_request_id, service_notice, account_id,
+ * access_token}] for the case JSON cases_intake returned; access_token (an
+ * extension of the standard: the request's follow secret, shown once) and
+ * account_id are null when NULL or "". */
+json_t *open311_post_reply(const json_t *created, const char *account_id, const char *access_token);
 
 #endif

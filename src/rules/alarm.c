@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+/* LATTRACE */
+static long lt_busy; static long long lt_ns(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec*1000000000LL+t.tv_nsec;}
 
 #define ALARM_COLS                                                                                           \
     "id, rule, rule_name, kind, entity, entity_type, attr, value, severity, category, state, district, grid, " \
@@ -144,7 +146,8 @@ static void publish(rules *R, db *d, long long no, const char *type)
         return;
     struct event_scope scope = {json_string_value(json_object_get(a, "district")),
                                 json_string_value(json_object_get(a, "department"))};
-    events_publish(R->ev, "alarm", type, &scope, a);
+    uint64_t eid = events_publish(R->ev, "alarm", type, &scope, a);
+    fprintf(stderr, "LT pub %lld %llu\n", lt_ns(), (unsigned long long)eid); /* LATTRACE */
 }
 
 /* --- the rules thread: persisting what the evaluator queued --- */
@@ -159,6 +162,7 @@ void rules__enqueue(rules *R, struct change *c)
         R->head = c;
     R->tail = c;
     R->queued++;
+    if (strstr(c->key, "probe")) fprintf(stderr, "LT enq %lld %s %d\n", lt_ns(), c->key, c->op); /* LATTRACE */
     pthread_cond_signal(&R->qwake);
     pthread_mutex_unlock(&R->qlock);
 }
@@ -249,31 +253,18 @@ static void open_case(rules *R, db *d, long long no, const char *category)
     add_event(d, no, "case_opened", clock_now_ms(), "system", case_id, NAN);
 }
 
-static void persist_raise(rules *R, db *d, const struct change *c)
+/* Stores a RAISE inside the open transaction: the alarm's number, 0 when
+ * (rule, key) already has an active alarm (a replayed reading, or a rule
+ * edited while raised: dedup), -1 on failure. */
+static long long store_raise(db *d, const struct change *c)
 {
     if (active_alarm(d, c->rule, c->key) > 0)
-        return; /* already active (a replayed reading, or a rule edited while raised): dedup */
-    long long no = -1;
-    if (db_exec(d, "BEGIN IMMEDIATE", NULL) == 0) {
-        no = insert_alarm(d, c);
-        if (no > 0 && add_event(d, no, "raised", c->ts, "system",
-                                json_string_value(json_object_get(c->alarm, "message")), c->value) != 0)
-            no = -1;
-        db_exec(d, no > 0 ? "COMMIT" : "ROLLBACK", NULL);
-    }
-    if (no <= 0) {
-        atomic_fetch_add_explicit(&R->stats.failed, 1, memory_order_relaxed);
-        log_event(LOG_ERROR, "alarm", "rule=%s entity=%s msg=\"cannot store the alarm: %s\"", c->rule, c->key,
-                  sqlite3_errmsg(db_sqlite(d)));
-        return;
-    }
-    char id[ALARM_ID_MAX];
-    rules__alarm_id(no, id);
-    log_event(LOG_INFO, "alarm_raised", "alarm=%s rule=%s entity=%s", id, c->rule, c->key);
-    if (c->open_case[0])
-        open_case(R, d, no, c->open_case);
-    atomic_fetch_add_explicit(&R->stats.persisted, 1, memory_order_relaxed);
-    publish(R, d, no, "alarm.raised");
+        return 0;
+    long long no = insert_alarm(d, c);
+    if (no > 0 && add_event(d, no, "raised", c->ts, "system", json_string_value(json_object_get(c->alarm, "message")),
+                            c->value) != 0)
+        no = -1;
+    return no;
 }
 
 /* Clears the active alarm of (rule, key) as `by`; its number, 0 when none. */
@@ -298,66 +289,140 @@ static long long clear_active(db *d, const char *rule, const char *key, int64_t 
     return no;
 }
 
-static void persist_clear(rules *R, db *d, const struct change *c)
+#define PROCESS_MAX 256 /* alarm changes stored in one transaction at most */
+
+/* Stores up to PROCESS_MAX changes from the front of *list in one
+ * transaction — one commit however many changes a burst brings; each change
+ * in a savepoint, so one that fails leaves the others — then, after the
+ * commit (the case hook writes on another connection), opens cases and
+ * publishes. Nothing is published before it is stored (rules.h, "Alarms"). */
+static void process_some(rules *R, struct change **list)
 {
-    long long no = clear_active(d, c->rule, c->key, c->ts, "auto", c->note, c->value);
-    if (no < 0) {
-        atomic_fetch_add_explicit(&R->stats.failed, 1, memory_order_relaxed);
-        log_event(LOG_ERROR, "alarm", "rule=%s entity=%s msg=\"cannot clear the alarm: %s\"", c->rule, c->key,
-                  sqlite3_errmsg(db_sqlite(d)));
-    } else if (no > 0) {
-        atomic_fetch_add_explicit(&R->stats.persisted, 1, memory_order_relaxed);
-        publish(R, d, no, "alarm.cleared");
+    db *d = R->tdb;
+    struct change *c[PROCESS_MAX];
+    long long no[PROCESS_MAX];
+    size_t n = 0;
+    for (; *list && n < PROCESS_MAX; *list = (*list)->next)
+        c[n++] = *list;
+    for (size_t i = 0; i < n; i++) if (strstr(c[i]->key, "probe")) fprintf(stderr, "LT deq %lld %s %d\n", lt_ns(), c[i]->key, c[i]->op); /* LATTRACE */
+    int ok = db_exec(d, "BEGIN IMMEDIATE", NULL) == 0;
+    for (size_t i = 0; i < n; i++) {
+        no[i] = -1;
+        if (!ok || db_exec(d, "SAVEPOINT change", NULL) != 0)
+            continue;
+        no[i] = c[i]->op == CHANGE_RAISE ? store_raise(d, c[i])
+                                         : clear_active(d, c[i]->rule, c[i]->key, c[i]->ts, "auto", c[i]->note, c[i]->value);
+        if (no[i] < 0)
+            log_event(LOG_ERROR, "alarm", "rule=%s entity=%s msg=\"cannot store the alarm change: %s\"", c[i]->rule,
+                      c[i]->key, sqlite3_errmsg(db_sqlite(d)));
+        db_exec(d, no[i] < 0 ? "ROLLBACK TO change; RELEASE change" : "RELEASE change", NULL);
     }
+    if (ok && db_exec(d, "COMMIT", NULL) != 0) {
+        log_event(LOG_ERROR, "alarm", "changes=%zu msg=\"cannot store the alarm changes: %s\"", n,
+                  sqlite3_errmsg(db_sqlite(d)));
+        db_exec(d, "ROLLBACK", NULL);
+        for (size_t i = 0; i < n; i++)
+            no[i] = -1;
+    } else if (!ok)
+        log_event(LOG_ERROR, "alarm", "changes=%zu msg=\"cannot store the alarm changes: %s\"", n,
+                  sqlite3_errmsg(db_sqlite(d)));
+    for (size_t i = 0; i < n; i++) if (strstr(c[i]->key, "probe")) fprintf(stderr, "LT commit %lld %s %d %ld\n", lt_ns(), c[i]->key, c[i]->op, lt_busy); /* LATTRACE */
+    for (size_t i = 0; i < n; i++) {
+        if (no[i] < 0)
+            atomic_fetch_add_explicit(&R->stats.failed, 1, memory_order_relaxed);
+        else if (no[i] > 0 && c[i]->op == CHANGE_RAISE) {
+            char id[ALARM_ID_MAX];
+            rules__alarm_id(no[i], id);
+            log_event(LOG_INFO, "alarm_raised", "alarm=%s rule=%s entity=%s", id, c[i]->rule, c[i]->key);
+            if (c[i]->open_case[0])
+                open_case(R, d, no[i], c[i]->open_case);
+            atomic_fetch_add_explicit(&R->stats.persisted, 1, memory_order_relaxed);
+            publish(R, d, no[i], "alarm.raised");
+        } else if (no[i] > 0) {
+            atomic_fetch_add_explicit(&R->stats.persisted, 1, memory_order_relaxed);
+            publish(R, d, no[i], "alarm.cleared");
+        }
+        json_decref(c[i]->alarm);
+        free(c[i]);
+    }
+    pthread_mutex_lock(&R->qlock);
+    R->done += n;
+    pthread_cond_broadcast(&R->qdone);
+    pthread_mutex_unlock(&R->qlock);
 }
 
-static void process(rules *R, struct change *list)
+/* The periodic checks (nodata, windows) without keeping alarm changes
+ * waiting behind them: the state's read lock is only tried — the writer
+ * holds the write lock while it applies a batch, milliseconds — unless the
+ * tick is already late. 1 if it ran. */
+static int tick(rules *R, int64_t now, int late)
 {
-    while (list) {
-        struct change *next = list->next;
-        if (list->op == CHANGE_RAISE)
-            persist_raise(R, R->tdb, list);
-        else
-            persist_clear(R, R->tdb, list);
-        json_decref(list->alarm);
-        free(list);
-        pthread_mutex_lock(&R->qlock);
-        R->done++;
-        pthread_cond_broadcast(&R->qdone);
-        pthread_mutex_unlock(&R->qlock);
-        list = next;
-    }
+    if (late)
+        state_rdlock(R->st);
+    else if (state_tryrdlock(R->st) != 0)
+        return 0;
+    pthread_mutex_lock(&R->lock);
+    rules__tick_locked(R, now);
+    pthread_mutex_unlock(&R->lock);
+    state_unlock(R->st);
+    return 1;
 }
 
 static void *thread_main(void *arg)
 {
     rules *R = arg;
+    int tick_due = 0;
     for (;;) {
         pthread_mutex_lock(&R->qlock);
         if (!R->head && !R->stopping) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
+            ts.tv_nsec += tick_due ? 2000000L : 0; /* a tick that found the state busy retries in 2 ms */
+            ts.tv_sec += tick_due ? ts.tv_nsec / 1000000000L : 1;
+            ts.tv_nsec %= 1000000000L;
             pthread_cond_timedwait(&R->qwake, &R->qlock, &ts);
         }
         struct change *list = R->head;
         R->head = R->tail = NULL;
         int stopping = R->stopping;
         pthread_mutex_unlock(&R->qlock);
-        process(R, list);
-        if (stopping && !list)
+        int any = list != NULL;
+        while (list)
+            process_some(R, &list);
+        if (stopping && !any)
             break;
         int64_t now = clock_now_ms();
-        if (!stopping && now - R->last_tick_ms >= 1000) {
+        tick_due = !stopping && now - R->last_tick_ms >= 1000;
+        if (tick_due && tick(R, now, now - R->last_tick_ms >= 1250)) {
             R->last_tick_ms = now;
-            rules_tick(R, now);
+            tick_due = 0;
         }
     }
     return NULL;
 }
 
+/* SQLite's own busy handler sleeps 1, 2, 5, … 100 ms between tries, so a
+ * write lock another connection holds for a few milliseconds (the series
+ * flusher's batch) could keep an alarm waiting 100 ms more; the rules thread
+ * tries again every 0.25 ms instead, for up to 5 s as the others do. */
+static int busy_retry(void *arg, int tries)
+{
+    (void)arg;
+    lt_busy++; /* LATTRACE */
+    if (tries >= 20000)
+        return 0;
+    struct timespec ts = {0, 250000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 int rules__thread_start(rules *R, cb_error *err)
 {
+    sqlite3_busy_handler(db_sqlite(R->tdb), busy_retry, NULL);
+    /* SQLite's WAL is checkpointed by the other connections (the ingest
+     * checkpoint's, the series flusher's), never inside an alarm's commit:
+     * copying pages back and syncing took up to 120 ms there. */
+    sqlite3_wal_autocheckpoint(db_sqlite(R->tdb), 0);
     if (pthread_create(&R->thread, NULL, thread_main, R) != 0)
         return cb_error_set(err, CB_EINTERNAL, NULL, "cannot start the rules thread");
     R->started = 1;

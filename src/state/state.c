@@ -96,6 +96,7 @@ void state_destroy(state *s)
 }
 
 void state_rdlock(state *s) { pthread_rwlock_rdlock(&s->lock); }
+int state_tryrdlock(state *s) { return pthread_rwlock_tryrdlock(&s->lock); }
 void state_wrlock(state *s) { pthread_rwlock_wrlock(&s->lock); }
 void state_unlock(state *s) { pthread_rwlock_unlock(&s->lock); }
 

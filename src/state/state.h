@@ -58,6 +58,7 @@ int state_create(state **out, cb_error *err);
 void state_destroy(state *s); /* NULL-safe; frees every entity */
 
 void state_rdlock(state *s);
+int state_tryrdlock(state *s); /* 0: the read lock is held; else it was not free */
 void state_wrlock(state *s);
 void state_unlock(state *s);
 

@@ -76,6 +76,8 @@ const struct migration migrations[] = {
     {5, "events: webhooks", events_schema_sql},
     {6, "cases: categories, departments, routing, calendar, cases, history, supervision, FTS", cases_schema_sql},
     {7, "history format 2: hourly rollups inside the chunk rows, open chunks snapshotted", series_schema_v2_sql},
+    {8, "cases: the Open311 follow token of a citizen's report (BLAKE2b hash only)",
+     "ALTER TABLE cases ADD COLUMN follow_hash BLOB;"},
 };
 
 const int migration_count = (int)(sizeof migrations / sizeof migrations[0]);

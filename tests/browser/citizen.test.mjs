@@ -1,8 +1,11 @@
 // A citizen's report from the form on /m/ to closure and rating: the citizen
-// page submits through Open311 with a photo and the phone's position, the
-// operator page (/cases.html) takes the case through its workflow (and shows
-// a refused action's error plainly), and the citizen rates it. Also: parking
-// and air quality near the phone, and the page without an api_key.
+// page (with a citizen app key, which reads no cases) submits through Open311
+// with a photo and the phone's position and keeps the tracking number and
+// access token on the phone, the case desk (/cases.html) takes the case
+// through its workflow (and shows a refused action's error plainly), and the
+// same phone rates it through the Open311 rating extension; another phone
+// cannot. Also: parking and air quality near the phone, and the page without
+// an api_key.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -12,11 +15,11 @@ const PNG = Buffer.from("89504e470d0a1a0a0000000d4948445200000001000000010806000
   "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e5272ee60000000049454e44ae426082", "hex");
 const JIEFANG = { longitude: 113.2308, latitude: 35.2403 }; // 解放区
 
-let server, browser, appKey, adminKey;
+let server, browser, appKey, adminKey, phone;
 
 before(async () => {
   server = await startServer();
-  appKey = server.key("hotline", "--name", "市民端");
+  appKey = server.key("citizen", "--name", "市民端");
   adminKey = server.key("admin");
   citysimOnce(server);
   browser = await launch();
@@ -58,7 +61,7 @@ async function act(page, action, fill = async () => {}) {
 let id;
 
 test("a citizen reports a problem with a photo and the phone's position", async () => {
-  const page = await citizenPage();
+  const page = phone = await citizenPage();
   await page.selectOption("select[name=service_code]", "01001");
   await page.selectOption("select[name='attr:condition']", "damaged");
   await page.fill("textarea[name=description]", "人民路口井盖破损，有人差点绊倒");
@@ -82,6 +85,13 @@ test("a citizen reports a problem with a photo and the phone's position", async 
   assert.equal(c.category, "01001");
   assert.equal(c.district, "410802");
   assert.equal(c.media.length, 1);
+  assert.equal(c.history[0].role, "citizen");
+  // the phone keeps the tracking number and the access token; the app key itself reads no case
+  const [kept] = await page.evaluate(() => JSON.parse(localStorage.getItem("citybrain.my_requests")));
+  assert.equal(kept.id, id);
+  assert.match(kept.token, /^cbf_[0-9a-f]{32}$/);
+  assert.equal((await server.request("GET", `/api/v1/cases/${id}`, { key: appKey })).status, 403);
+  assert.equal((await server.request("GET", "/api/v1/cases", { key: appKey })).status, 403);
   assert.deepEqual(page.problems, []);
 });
 
@@ -113,21 +123,43 @@ test("the operator page takes the case to closure and shows a refused action's e
   assert.deepEqual(page.problems, []);
 });
 
-test("the citizen follows the closed case and rates it", async () => {
+test("another phone can follow the closed case but not rate it", async () => {
   assert.ok(id, "needs the citizen's report");
   const page = await citizenPage();
   await page.click("nav button[data-tab=track]");
   await page.fill("#track-form input[name=id]", id);
   await page.click("#track-form button[type=submit]");
-  await page.waitForSelector(".rating");
+  await page.waitForSelector("#request .card");
   assert.match(await page.textContent("#request .card"), /已办结 · 已结案/);
+  assert.match(await page.textContent("#request"), /仅上报该问题的手机可以评价/);
+  assert.equal(await page.locator(".rating button").count(), 0);
+  assert.equal(await page.locator("#mine li").count(), 0);
+  assert.deepEqual(page.problems, []);
+});
+
+test("the reporting phone follows the closed case from 我的上报 and rates it", async () => {
+  assert.ok(id && phone, "needs the citizen's report on this phone");
+  const page = phone;
+  await page.goto(`${server.url}/m/`); // the app key and 我的上报 stay on the phone
+  await page.waitForFunction(() => document.body.dataset.ready);
+  await page.click("nav button[data-tab=track]");
+  await page.click(`#mine button[data-id="${id}"]`);
+  await page.waitForSelector(".rating button[data-rating=满意]");
+  assert.match(await page.textContent("#request .card"), /已办结 · 已结案/);
+  await page.fill(".rating input[name=comment]", "井盖换好了，谢谢");
+  await screenshot(page, "citizen-rating");
   await page.click(".rating button[data-rating=满意]");
   await page.waitForSelector(".rated");
   assert.equal(await page.textContent(".rated"), "您的评价：满意");
+  assert.match(await page.textContent("#request .card"), /已评价/);
+  assert.equal(await page.locator(".rating button").count(), 0);
+  assert.match(await page.textContent("#mine"), /已评价：满意/);
   await screenshot(page, "citizen-rated");
   const c = (await server.request("GET", `/api/v1/cases/${id}`, { key: adminKey })).json;
   assert.equal(c.rating, "满意");
   assert.equal(c.status, "evaluated");
+  const last = c.history.at(-1);
+  assert.deepEqual([last.action, last.by, last.role, last.note], ["evaluate", "citizen", "citizen", "井盖换好了，谢谢"]);
   assert.deepEqual(page.problems, []);
 });
 

@@ -131,7 +131,7 @@ class IntakeTest(CasesTest):
 class WorkflowTest(CasesTest):
     def test_main_path_to_evaluated(self):
         dept = self.s.key("dept", "--department", "cg-410802")
-        upload = self.s.request("POST", "/api/v1/media", JPEG, headers={"Content-Type": "image/jpeg"})
+        upload = self.s.request("POST", "/api/v1/media", JPEG, headers={"Content-Type": "image/jpeg"}, key=self.hotline)
         self.assertEqual(upload.status, 201, upload)
         photo = upload.json()["url"]
         c = self.report(self.hotline, "citizen", media=[photo])
@@ -307,21 +307,25 @@ class MediaTest(CasesTest):
 
     def test_upload_limits_and_types(self):
         r = self.s.request("POST", "/api/v1/media", PNG, headers={"Content-Type": "image/png"})
+        self.assertError(r, 401, "unauthorized")  # a citizen app's or a reporting staff key
+        self.assertError(self.s.request("POST", "/api/v1/media", PNG, headers={"Content-Type": "image/png"},
+                                        key=self.viewer), 403, "forbidden")
+        r = self.s.request("POST", "/api/v1/media", PNG, headers={"Content-Type": "image/png"}, key=self.grid)
         self.assertEqual(r.status, 201, r)
         url = r.json()["url"]
         self.assertRegex(url, r"^/media/[0-9a-f]{64}\.png$")
-        again = self.s.request("POST", "/api/v1/media", PNG, headers={"Content-Type": "image/png"})
+        again = self.s.request("POST", "/api/v1/media", PNG, headers={"Content-Type": "image/png"}, key=self.grid)
         self.assertEqual(again.json()["url"], url)  # content-addressed
         status, headers, body = self.get_bytes(url)
         self.assertEqual((status, headers["content-type"], body), (200, "image/png", PNG))
         self.assertIn("immutable", headers["cache-control"])
-        r = self.s.request("POST", "/api/v1/media", b"hello", headers={"Content-Type": "text/plain"})
+        r = self.s.request("POST", "/api/v1/media", b"hello", headers={"Content-Type": "text/plain"}, key=self.grid)
         self.assertError(r, 415, "unsupported_media_type")
-        r = self.s.request("POST", "/api/v1/media", PNG, headers={"Content-Type": "image/jpeg"})
+        r = self.s.request("POST", "/api/v1/media", PNG, headers={"Content-Type": "image/jpeg"}, key=self.grid)
         self.assertError(r, 415, "unsupported_media_type", contains="image/jpeg")
-        r = self.s.request("POST", "/api/v1/media", JPEG + b"\x00" * 4096, headers={"Content-Type": "image/jpeg"})
+        r = self.s.request("POST", "/api/v1/media", JPEG + b"\x00" * 4096, headers={"Content-Type": "image/jpeg"}, key=self.grid)
         self.assertError(r, 413, "payload_too_large")
-        r = self.s.request("POST", "/api/v1/media", b"", headers={"Content-Type": "image/jpeg"})
+        r = self.s.request("POST", "/api/v1/media", b"", headers={"Content-Type": "image/jpeg"}, key=self.grid)
         self.assertError(r, 400, "missing_field")
         self.assertEqual(self.s.request("GET", "/media/" + "0" * 64 + ".png").status, 404)
         self.assertEqual(self.s.request("GET", "/media/..%2Fcitybrain.db").status, 404)

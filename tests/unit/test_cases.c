@@ -232,7 +232,8 @@ TEST(test_every_transition_every_role)
 {
     cases *c = open_city();
     int tried = 0;
-    static const enum role roles[] = {ROLE_ADMIN, ROLE_OPERATOR, ROLE_DEPT, ROLE_GRID, ROLE_VIEWER, ROLE_HOTLINE};
+    static const enum role roles[] = {ROLE_ADMIN, ROLE_OPERATOR, ROLE_DEPT,    ROLE_GRID,
+                                      ROLE_VIEWER, ROLE_HOTLINE,  ROLE_CITIZEN};
     for (size_t i = 0; i < case_transition_count; i++) {
         const struct case_transition *t = &case_transitions[i];
         if (strcmp(t->action, "unlink") == 0)
@@ -604,6 +605,72 @@ TEST(test_rework_and_rating)
     close_city(c);
 }
 
+/* A citizen's report with its follow secret: only the secret rates it, only
+ * once it is closed, once per closure, as the principal "citizen". */
+TEST(test_follow_token_rating)
+{
+    cases *c = open_city();
+    struct principal app = who(ROLE_CITIZEN, NULL);
+    char token[CASE_FOLLOW_TOKEN_MAX], other[CASE_FOLLOW_TOKEN_MAX], id[CASE_ID_MAX], plain[CASE_ID_MAX];
+    json_t *body = json_pack("{s:s, s:s, s:s, s:f, s:f}", "channel", "citizen", "category", "05001", "description",
+                             "宣传栏倒了", "lon", 113.3, "lat", 35.2);
+    json_t *out = NULL;
+    cb_error err;
+    CHECK_INT(cases_intake_followed(c, &app, body, now_ms, token, &out, &err), 0);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(out, "id")));
+    json_decref(out);
+    CHECK_INT(strlen(token), 36);
+    CHECK(strncmp(token, "cbf_", 4) == 0);
+    json_object_set_new(body, "lon", json_real(113.5));
+    CHECK_INT(cases_intake_followed(c, &app, body, now_ms, other, &out, &err), 0);
+    json_decref(out);
+    CHECK(strcmp(token, other) != 0);
+    json_object_set_new(body, "channel", json_string("hotline")); /* an app key reports as a citizen only */
+    CHECK_INT(cases_intake_followed(c, &app, body, now_ms, other, &out, &err), CB_EFORBIDDEN);
+    CHECK_STR(other, "");
+    json_decref(body);
+    json_decref(report(c, "hotline", "05001", 113.7, 35.2, "410802", NULL, plain));
+
+    json_t *good = json_pack("{s:s, s:s}", "rating", "满意", "note", "很及时");
+    CHECK_INT(cases_rate(c, id, token, good, now_ms, &err), CB_ECONFLICT); /* not closed yet */
+    CHECK(strstr(err.message, "not closed yet") != NULL);
+    CHECK_INT(act_ok(c, id, "accept", NULL), 0);
+    CHECK_INT(act_ok(c, id, "file", NULL), 0);
+    CHECK_INT(act_ok(c, id, "dispatch", json_pack("{s:s}", "department", "A")), 0);
+    CHECK_INT(act_ok(c, id, "start", NULL), 0);
+    CHECK_INT(act_ok(c, id, "handle", NULL), 0);
+    CHECK_INT(act_ok(c, id, "check", json_pack("{s:b}", "passed", 1)), 0);
+    CHECK_INT(act_ok(c, id, "close", NULL), 0);
+    CHECK_INT(cases_rate(c, id, NULL, good, now_ms, &err), CB_EFORBIDDEN);
+    CHECK_INT(cases_rate(c, id, "", good, now_ms, &err), CB_EFORBIDDEN);
+    CHECK_INT(cases_rate(c, id, other, good, now_ms, &err), CB_EFORBIDDEN);
+    token[10] ^= 1;
+    CHECK_INT(cases_rate(c, id, token, good, now_ms, &err), CB_EFORBIDDEN);
+    token[10] ^= 1;
+    CHECK_INT(cases_rate(c, plain, token, good, now_ms, &err), CB_EFORBIDDEN); /* a case without a secret */
+    CHECK_INT(cases_rate(c, "C20000101-000001", token, good, now_ms, &err), CB_EFORBIDDEN);
+    json_t *bad = json_pack("{s:s}", "rating", "还行");
+    CHECK_INT(cases_rate(c, id, token, bad, now_ms, &err), CB_EINVALID_FIELD);
+    json_decref(bad);
+    CHECK_INT(cases_rate(c, id, token, good, now_ms, &err), 0);
+    CHECK_INT(cases_rate(c, id, token, good, now_ms, &err), CB_ECONFLICT); /* once */
+    CHECK(strstr(err.message, "rated already") != NULL);
+    json_decref(good);
+    struct principal admin = who(ROLE_ADMIN, NULL);
+    CHECK_INT(cases_get(c, &admin, id, now_ms, &out, &err), 0);
+    CHECK_STR(status_of(out), "evaluated");
+    CHECK_STR(json_string_value(json_object_get(out, "rating")), "满意");
+    json_t *history = json_object_get(out, "history");
+    json_t *last = json_array_get(history, json_array_size(history) - 1);
+    CHECK_STR(json_string_value(json_object_get(last, "action")), "evaluate");
+    CHECK_STR(json_string_value(json_object_get(last, "by")), "citizen");
+    CHECK_STR(json_string_value(json_object_get(last, "role")), "citizen");
+    CHECK_STR(json_string_value(json_object_get(last, "note")), "很及时");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(history, 0), "role")), "citizen");
+    json_decref(out);
+    close_city(c);
+}
+
 TEST(test_returned_and_redispatched)
 {
     cases *c = open_city();
@@ -862,5 +929,5 @@ TEST(test_categories)
 TEST_MAIN(test_table_shape, test_every_transition_every_role, test_forbidden_transitions, test_department_scope,
           test_masking, test_routing_specificity, test_duplicates, test_deadlines_and_supervision,
           test_yellow_in_working_time, test_supervision_thread,
-          test_rework_and_rating, test_returned_and_redispatched, test_alarm_hook, test_intake_validation,
+          test_rework_and_rating, test_follow_token_rating, test_returned_and_redispatched, test_alarm_hook, test_intake_validation,
           test_list_search_stats, test_categories)

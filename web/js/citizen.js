@@ -1,13 +1,16 @@
 // citizen — the citizen page (/m/): report a problem through Open311
 // (category, description, photo, place), get a tracking number, follow it,
 // rate it once closed, and see parking and air quality near a point.
-// The page's Open311 api_key comes once as /m/?api_key=… and is kept in
-// localStorage; without it the page can only follow requests.
+// The page's api_key is a citizen app key (role citizen: it can report, upload
+// a photo and read the nearby services, nothing else); it comes once as
+// /m/?api_key=… and is kept in localStorage; without it the page can only
+// follow requests. 我的上报 keeps each request's tracking number and its
+// access_token (the secret that lets this phone, and only it, rate the request)
+// in the phone's localStorage; following uses the public Open311 reads.
 
-import { api } from "./api.js";
 import { el, shortTime } from "./format.js";
 import { aqiLevel, nearby } from "./nearby.js";
-import { attributes, services, submit, request, uploadPhoto } from "./open311.js";
+import { attributes, rate, request, services, submit, uploadPhoto } from "./open311.js";
 import { createPickMap } from "./pickmap.js";
 import { RATINGS } from "./workflow.js";
 
@@ -26,12 +29,26 @@ function appKey() {
   return localStorage.getItem(APP_KEY) ?? "";
 }
 
+// [{id, token, rating?}], newest first; older pages kept bare ids.
 function myRequests() {
-  return JSON.parse(localStorage.getItem(MINE) ?? "[]");
+  let list;
+  try {
+    list = JSON.parse(localStorage.getItem(MINE) ?? "[]");
+  } catch {
+    list = [];
+  }
+  return (Array.isArray(list) ? list : []).map((x) => (typeof x === "string" ? { id: x, token: null } : x))
+    .filter((x) => typeof x?.id === "string");
 }
 
-function remember(id) {
-  localStorage.setItem(MINE, JSON.stringify([id, ...myRequests().filter((x) => x !== id)].slice(0, 20)));
+function mine(id) {
+  return myRequests().find((x) => x.id === id) ?? null;
+}
+
+function remember(entry) {
+  const old = mine(entry.id) ?? {};
+  const list = [{ ...old, ...entry }, ...myRequests().filter((x) => x.id !== entry.id)];
+  localStorage.setItem(MINE, JSON.stringify(list.slice(0, 50)));
 }
 
 function showTab(name) {
@@ -98,7 +115,7 @@ async function setupReport(key, place) {
     if (!file)
       return;
     try {
-      mediaUrl = await uploadPhoto(file);
+      mediaUrl = await uploadPhoto(file, key);
       $("#photo-state").textContent = "照片已上传";
     } catch (err) {
       form.elements.photo.value = "";
@@ -119,7 +136,7 @@ async function setupReport(key, place) {
     }
     try {
       const reply = await submit(key, fieldsOf(form, place, mediaUrl));
-      remember(reply.service_request_id);
+      remember({ id: reply.service_request_id, token: reply.access_token ?? null });
       form.hidden = true;
       $("#receipt").hidden = false;
       $("#tracking").textContent = reply.service_request_id;
@@ -152,25 +169,30 @@ function requestCard(r) {
     r.media_url ? el("img", { src: r.media_url, alt: "上报照片" }) : null);
 }
 
-async function ratingBox(id, key) {
-  if (!key)
-    return null;
-  const c = await api(`/api/v1/cases/${encodeURIComponent(id)}`, { key });
-  if (c.rating)
-    return el("p", { class: "rated" }, `您的评价：${c.rating}`);
-  if (c.status !== "closed")
-    return null;
+// A closed case waits for its rating while its state is 已结案 (status_notes);
+// only the phone that reported it holds the access_token to give one.
+const RATEABLE = "已结案";
+
+function ratingBox(r, key) {
+  const entry = mine(r.service_request_id);
+  const rated = entry?.rating ? el("p", { class: "rated" }, `您的评价：${entry.rating}`) : null;
+  if (r.status !== "closed" || r.status_notes !== RATEABLE)
+    return rated;
+  if (!entry?.token)
+    return el("p", { class: "dim" }, "仅上报该问题的手机可以评价");
   const msg = el("p", { class: "error", role: "alert" });
-  const rate = async (rating) => {
+  const comment = el("input", { name: "comment", maxlength: 200, placeholder: "说说您的意见（可选）" });
+  const send = async (rating) => {
     try {
-      await api(`/api/v1/cases/${encodeURIComponent(id)}/evaluate`, { key, body: { rating } });
-      await track(id, key);
+      await rate(r.service_request_id, entry.token, rating, comment.value.trim());
+      remember({ id: r.service_request_id, rating });
+      await track(r.service_request_id, key);
     } catch (err) {
       msg.textContent = `评价失败：${err.message}`;
     }
   };
-  return el("div", { class: "rating" }, el("p", {}, "问题已办结，请您评价："),
-    RATINGS.map((r) => el("button", { type: "button", dataset: { rating: r }, onclick: () => rate(r) }, r)), msg);
+  return el("div", { class: "rating" }, rated, el("p", {}, "问题已办结，请您评价："), comment,
+    RATINGS.map((x) => el("button", { type: "button", dataset: { rating: x }, onclick: () => send(x) }, x)), msg);
 }
 
 async function track(id, key) {
@@ -179,9 +201,7 @@ async function track(id, key) {
   $("#track-form").elements.id.value = id;
   try {
     const r = await request(id);
-    out.replaceChildren(requestCard(r));
-    if (r.status === "closed")
-      out.append((await ratingBox(id, key)) ?? "");
+    out.replaceChildren(requestCard(r), ratingBox(r, key) ?? "");
   } catch (err) {
     out.replaceChildren(el("p", { class: "error" }, `查询失败：${err.message}`));
   }
@@ -189,9 +209,11 @@ async function track(id, key) {
 }
 
 function renderMine(key) {
-  const ids = myRequests();
-  $("#mine").replaceChildren(...ids.map((id) => el("li", {}, el("button", { type: "button", onclick: () => track(id, key) }, id))));
-  $("#mine-empty").hidden = ids.length > 0;
+  const list = myRequests();
+  $("#mine").replaceChildren(...list.map(({ id, rating }) => el("li", {},
+    el("button", { type: "button", dataset: { id }, onclick: () => track(id, key) }, id),
+    rating ? el("span", { class: "dim" }, ` 已评价：${rating}`) : null)));
+  $("#mine-empty").hidden = list.length > 0;
 }
 
 // ---- 周边服务 ----
@@ -209,7 +231,7 @@ async function showNearby(place, key) {
   try {
     const n = await nearby(place.lon, place.lat, key);
     out.replaceChildren(
-      el("div", { class: "card" }, el("h3", {}, `${n.radius} 米内停车位`),
+      el("div", { class: "card" }, el("h3", {}, `${n.parking.radius_m} 米内停车位`),
         n.parking.total ? el("p", { class: "big" }, `空闲 ${n.parking.free} / 共 ${n.parking.total}`) : el("p", { class: "dim" }, "附近暂无联网车位")),
       el("div", { class: "card" }, el("h3", {}, "空气质量"),
         n.air ? el("p", { class: "big" }, `AQI ${Math.round(n.air.aqi)} · ${aqiLevel(n.air.aqi)}`) : el("p", { class: "dim" }, "附近暂无监测站"),

@@ -1,7 +1,9 @@
 // open311 — the citizen page's client of Open311 GeoReport v2 (/open311/v2/):
 // services and their definitions, submitting a service request (form-encoded,
-// with the page's api_key) and following one; plus the photo upload
-// (POST /api/v1/media) whose URL a request carries as media_url.
+// with the page's api_key: a citizen app key) and following one, and rating a
+// closed one with the access_token its submission returned (citybrain's
+// extension requests/{id}/rating.json); plus the photo upload
+// (POST /api/v1/media, with the same key) whose URL a request carries as media_url.
 
 import { api } from "./api.js";
 
@@ -22,7 +24,8 @@ export async function attributes(service) {
 }
 
 // fields: {service_code, description, lat, long, media_url?, first_name?, phone?,
-// attributes: {code: value | [values]}}; resolves with {service_request_id, service_notice}.
+// attributes: {code: value | [values]}}; resolves with {service_request_id, service_notice,
+// access_token} — the token is the request's secret: whoever holds it may rate the request.
 export async function submit(apiKey, fields) {
   const form = new URLSearchParams({ api_key: apiKey });
   for (const [k, v] of Object.entries(fields))
@@ -40,12 +43,21 @@ export async function request(id) {
   return r;
 }
 
+// rating: 满意 | 基本满意 | 不满意 (不满意 sends it back for rework); resolves with the request.
+export async function rate(id, accessToken, rating, comment = "") {
+  const form = new URLSearchParams({ access_token: accessToken, rating });
+  if (comment)
+    form.set("comment", comment);
+  const [r] = await api(`${BASE}/requests/${encodeURIComponent(id)}/rating.json`, { public: true, body: form });
+  return r;
+}
+
 // Checks type and size before uploading; resolves with the photo's URL.
-export async function uploadPhoto(file) {
+export async function uploadPhoto(file, apiKey) {
   if (!PHOTO_TYPES.includes(file.type))
     throw new Error("照片须为 JPEG、PNG 或 WebP 格式");
   if (file.size > PHOTO_MAX)
     throw new Error(`照片不能超过 ${PHOTO_MAX / 1024 / 1024} MB`);
-  const { url } = await api("/api/v1/media", { public: true, body: file });
+  const { url } = await api("/api/v1/media", { key: apiKey, body: file });
   return url;
 }
