@@ -20,8 +20,8 @@ static int coordinate(http_request *req, const char *name, double limit, double 
     char *end;
     double v = s && *s ? strtod(s, &end) : NAN;
     if (!s || !*s || *end || !isfinite(v) || fabs(v) > limit)
-        return cb_error_set(err, s ? CB_EINVALID_FIELD : CB_EMISSING_FIELD, name,
-                            "%s is required: degrees (WGS 84) within ±%g", name, limit);
+        return cb_error_set(err, s ? CB_EINVALID_FIELD : CB_EMISSING_FIELD, name, "%s %s degrees (WGS 84) within ±%g",
+                            name, s ? "must be a number of" : "is required:", limit);
     *out = v;
     return 0;
 }

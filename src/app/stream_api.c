@@ -8,8 +8,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdio.h>
-#include <time.h>
 
 #define STREAM_RETRY_MS 3000       /* the reconnect delay browsers are told */
 #define STREAM_CHUNK (64 * 1024)   /* frames produced per turn at most */
@@ -27,8 +25,6 @@ struct stream_client {
 static void stream_wake(void *ctx)
 {
     struct stream_client *c = ctx;
-    struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); /* LATTRACE */
-    fprintf(stderr, "LT wake %lld\n", t.tv_sec*1000000000LL+t.tv_nsec);
     http_stream_wake(c->st);
 }
 
@@ -41,11 +37,6 @@ static int stream_produce(void *ctx, buf *out)
         c->greeted = 1;
     }
     int frames = events_sse_read(c->events, c->sub, out, STREAM_CHUNK);
-    if (frames > 0) { /* LATTRACE */
-        struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
-        const char *q = out->data;
-        while ((q = strstr(q, "id: "))) { fprintf(stderr, "LT sse %lld %llu\n", t.tv_sec*1000000000LL+t.tv_nsec, strtoull(q + 4, NULL, 10)); q += 4; }
-    }
     if (frames > 0)
         events_count_sent(c->events, (unsigned)frames);
     else if (now - c->last_write_ms >= c->keepalive_ms)

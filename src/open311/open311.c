@@ -102,8 +102,8 @@ json_t *open311_discovery(const char *endpoint_url)
                                  "text/xml", "application/json");
     return json_pack("{s:s, s:s, s:s, s:[o]}", "changeset", CHANGESET, "contact",
                      "城市运行管理服务中心（12345 热线）", "key_service",
-                     "API keys for POST come from the city's operations centre (citybrain key create)", "endpoints",
-                     endpoint);
+                     "API keys for POST are citizen app keys (role citizen) from the city's operations centre",
+                     "endpoints", endpoint);
 }
 
 int open311_services(db *d, json_t **out, cb_error *err)

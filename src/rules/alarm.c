@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-/* LATTRACE */
-static long lt_busy; static long long lt_ns(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec*1000000000LL+t.tv_nsec;}
 
 #define ALARM_COLS                                                                                           \
     "id, rule, rule_name, kind, entity, entity_type, attr, value, severity, category, state, district, grid, " \
@@ -146,8 +144,7 @@ static void publish(rules *R, db *d, long long no, const char *type)
         return;
     struct event_scope scope = {json_string_value(json_object_get(a, "district")),
                                 json_string_value(json_object_get(a, "department"))};
-    uint64_t eid = events_publish(R->ev, "alarm", type, &scope, a);
-    fprintf(stderr, "LT pub %lld %llu\n", lt_ns(), (unsigned long long)eid); /* LATTRACE */
+    events_publish(R->ev, "alarm", type, &scope, a);
 }
 
 /* --- the rules thread: persisting what the evaluator queued --- */
@@ -162,7 +159,6 @@ void rules__enqueue(rules *R, struct change *c)
         R->head = c;
     R->tail = c;
     R->queued++;
-    if (strstr(c->key, "probe")) fprintf(stderr, "LT enq %lld %s %d\n", lt_ns(), c->key, c->op); /* LATTRACE */
     pthread_cond_signal(&R->qwake);
     pthread_mutex_unlock(&R->qlock);
 }
@@ -196,14 +192,15 @@ static void bind_json_real(sqlite3_stmt *st, int i, const json_t *o, const char 
         sqlite3_bind_double(st, i, json_number_value(v));
 }
 
-static long long insert_alarm(db *d, const struct change *c)
+/* Inserts the RAISE as alarm number no; no, or -1. */
+static long long insert_alarm(db *d, const struct change *c, long long no)
 {
     sqlite3_stmt *st = NULL;
     const json_t *a = c->alarm;
     if (sqlite3_prepare_v2(db_sqlite(d),
                            "INSERT INTO alarm (rule, rule_name, kind, entity, entity_type, attr, value, severity, category, "
-                           "state, district, grid, department, lon, lat, message, raised_at, data) VALUES (?1, ?2, ?3, ?4, "
-                           "?5, ?6, ?7, ?8, ?9, 'open', ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                           "state, district, grid, department, lon, lat, message, raised_at, data, id) VALUES (?1, ?2, ?3, ?4, "
+                           "?5, ?6, ?7, ?8, ?9, 'open', ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                            -1, &st, NULL) != SQLITE_OK)
         return -1;
     static const char *const text[] = {"rule", "rule_name", "kind", "entity", "entity_type", "attr"};
@@ -222,7 +219,8 @@ static long long insert_alarm(db *d, const struct change *c)
     char *data = json_object_get(a, "data") ? json_dumps(json_object_get(a, "data"), JSON_COMPACT) : NULL;
     if (data)
         sqlite3_bind_text(st, 17, data, -1, free);
-    long long no = sqlite3_step(st) == SQLITE_DONE ? sqlite3_last_insert_rowid(db_sqlite(d)) : -1;
+    sqlite3_bind_int64(st, 18, no);
+    no = sqlite3_step(st) == SQLITE_DONE ? no : -1;
     sqlite3_finalize(st);
     return no;
 }
@@ -253,27 +251,19 @@ static void open_case(rules *R, db *d, long long no, const char *category)
     add_event(d, no, "case_opened", clock_now_ms(), "system", case_id, NAN);
 }
 
-/* Stores a RAISE inside the open transaction: the alarm's number, 0 when
- * (rule, key) already has an active alarm (a replayed reading, or a rule
- * edited while raised: dedup), -1 on failure. */
-static long long store_raise(db *d, const struct change *c)
-{
-    if (active_alarm(d, c->rule, c->key) > 0)
-        return 0;
-    long long no = insert_alarm(d, c);
-    if (no > 0 && add_event(d, no, "raised", c->ts, "system", json_string_value(json_object_get(c->alarm, "message")),
-                            c->value) != 0)
-        no = -1;
-    return no;
-}
+static long long clear_no(db *d, long long no, int64_t at, const char *by, const char *note, double value);
 
 /* Clears the active alarm of (rule, key) as `by`; its number, 0 when none. */
 static long long clear_active(db *d, const char *rule, const char *key, int64_t at, const char *by, const char *note,
                               double value)
 {
     long long no = active_alarm(d, rule, key);
-    if (no <= 0)
-        return no;
+    return no <= 0 ? no : clear_no(d, no, at, by, note, value);
+}
+
+/* Clears alarm no as `by`: no; 0 when someone cleared it already; -1 on error. */
+static long long clear_no(db *d, long long no, int64_t at, const char *by, const char *note, double value)
+{
     sqlite3_stmt *st = NULL;
     int ok = sqlite3_prepare_v2(db_sqlite(d), "UPDATE alarm SET state = 'cleared', cleared_at = ?2, cleared_by = ?3 "
                                               "WHERE id = ?1 AND state != 'cleared'", -1, &st, NULL) == SQLITE_OK;
@@ -281,74 +271,192 @@ static long long clear_active(db *d, const char *rule, const char *key, int64_t 
         sqlite3_bind_int64(st, 1, no);
         sqlite3_bind_int64(st, 2, at);
         sqlite3_bind_text(st, 3, by, -1, SQLITE_STATIC);
-        ok = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db_sqlite(d)) == 1;
+        ok = sqlite3_step(st) == SQLITE_DONE;
     }
+    int changed = ok && sqlite3_changes(db_sqlite(d)) == 1;
     sqlite3_finalize(st);
-    if (!ok || add_event(d, no, "cleared", at, by, note, value) != 0)
+    if (!ok || (changed && add_event(d, no, "cleared", at, by, note, value) != 0))
         return -1;
-    return no;
+    return changed ? no : 0;
 }
 
-#define PROCESS_MAX 256 /* alarm changes stored in one transaction at most */
+#define RESERVE_BLOCK 1024  /* alarm numbers reserved in SQLite at a time */
 
-/* Stores up to PROCESS_MAX changes from the front of *list in one
- * transaction — one commit however many changes a burst brings; each change
- * in a savepoint, so one that fails leaves the others — then, after the
- * commit (the case hook writes on another connection), opens cases and
- * publishes. Nothing is published before it is stored (rules.h, "Alarms"). */
-static void process_some(rules *R, struct change **list)
+/* The ALARM JSON of a RAISE numbered no, as load_alarm would read it back. */
+static json_t *raised_json(const struct change *c, long long no)
+{
+    json_t *a = json_deep_copy(c->alarm);
+    char id[ALARM_ID_MAX], t[CLOCK_RFC3339_MAX];
+    rules__alarm_id(no, id);
+    if (a && json_object_set_new(a, "id", json_string(id)) == 0) {
+        json_object_set_new(a, "state", json_string("open"));
+        json_object_set_new(a, "raised_at", json_string(clock_format_rfc3339(c->ts, t)));
+        static const char *const none[] = {"acknowledged_at", "acknowledged_by", "cleared_at", "cleared_by", "case"};
+        for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+            json_object_set_new(a, none[i], json_null());
+    }
+    return a;
+}
+
+static void publish_json(rules *R, json_t *a, const char *type)
+{
+    if (!R->ev || !a)
+        return;
+    struct event_scope scope = {json_string_value(json_object_get(a, "district")),
+                                json_string_value(json_object_get(a, "department"))};
+    events_publish(R->ev, "alarm", type, &scope, json_incref(a));
+}
+
+/* Reserves alarm numbers up to at least `to` in sqlite_sequence, inside the
+ * caller's transaction, so that no number published before a crash is ever
+ * given to another alarm after it (rules.h, "Alarms"). */
+static int reserve_numbers(rules *R, db *d, long long to)
+{
+    if (to <= R->reserved_to)
+        return 0;
+    sqlite3_stmt *st = NULL;
+    long long upto = to + RESERVE_BLOCK;
+    int rc = sqlite3_prepare_v2(db_sqlite(d), "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'alarm'", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, upto);
+        rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(db_sqlite(d)) == 1 ? SQLITE_OK : SQLITE_ERROR;
+    }
+    if (rc != SQLITE_OK) { /* no row yet: the first alarm ever */
+        sqlite3_finalize(st);
+        st = NULL;
+        rc = sqlite3_prepare_v2(db_sqlite(d), "INSERT INTO sqlite_sequence (name, seq) VALUES ('alarm', ?1)", -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, upto);
+            rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK)
+        R->reserved_to = upto;
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* Decides change c — dedup against the active alarm of its (rule, key): an
+ * earlier change not stored yet, else SQLite (a read, which no writer
+ * blocks) — numbers and publishes it, and adds it to the changes to store.
+ * Publishing does not wait for the store: SQLite's write lock can be held
+ * for a second by a history flush or a checkpoint (rules.h, "Alarms"). */
+static void decide(rules *R, struct change *c)
+{
+    assert(R->npend < PEND_MAX);
+    struct pending *p = &R->pend[R->npend++];
+    long long active = -2;
+    const json_t *prior = NULL; /* the active alarm's JSON, when not stored yet */
+    for (size_t j = R->npend - 1; j-- > 0;)
+        if (strcmp(R->pend[j].c->rule, c->rule) == 0 && strcmp(R->pend[j].c->key, c->key) == 0) {
+            active = R->pend[j].active;
+            prior = R->pend[j].no > 0 && R->pend[j].c->op == CHANGE_RAISE ? R->pend[j].js : NULL;
+            break;
+        }
+    if (active == -2)
+        active = active_alarm(R->tdb, c->rule, c->key);
+    *p = (struct pending){c, -1, -1, NULL};
+    if (active < 0)
+        return;
+    if (c->op == CHANGE_RAISE) {
+        /* already active (a replayed reading, or a rule edited while raised): dedup */
+        if (active > 0) {
+            p->no = 0;
+            p->active = active;
+        } else if (R->next_no <= R->reserved_to) { /* else SQLite failed to reserve more: fail */
+            p->no = p->active = R->next_no++;
+            publish_json(R, p->js = raised_json(c, p->no), "alarm.raised");
+        }
+        return;
+    }
+    p->no = active;
+    p->active = 0;
+    if (active > 0) {
+        char t[CLOCK_RFC3339_MAX];
+        p->js = prior ? json_deep_copy(prior) : load_alarm(R->tdb, active, 0);
+        if (p->js) {
+            json_object_set_new(p->js, "state", json_string("cleared"));
+            json_object_set_new(p->js, "cleared_at", json_string(clock_format_rfc3339(c->ts, t)));
+            json_object_set_new(p->js, "cleared_by", json_string("auto"));
+        }
+        publish_json(R, p->js, "alarm.cleared");
+    }
+}
+
+/* Stores the decided changes in one transaction, then opens cases (after
+ * the commit: the case hook writes on another connection) and counts them
+ * done. With wait 0 it gives up at once while another connection holds
+ * SQLite's write lock (0: try again soon); else it waits up to 5 s. 1 when
+ * nothing is left to store. */
+static int store_pending(rules *R, int wait)
 {
     db *d = R->tdb;
-    struct change *c[PROCESS_MAX];
-    long long no[PROCESS_MAX];
-    size_t n = 0;
-    for (; *list && n < PROCESS_MAX; *list = (*list)->next)
-        c[n++] = *list;
-    for (size_t i = 0; i < n; i++) if (strstr(c[i]->key, "probe")) fprintf(stderr, "LT deq %lld %s %d\n", lt_ns(), c[i]->key, c[i]->op); /* LATTRACE */
-    int ok = db_exec(d, "BEGIN IMMEDIATE", NULL) == 0;
-    for (size_t i = 0; i < n; i++) {
-        no[i] = -1;
-        if (!ok || db_exec(d, "SAVEPOINT change", NULL) != 0)
+    size_t n = R->npend;
+    if (n == 0)
+        return 1;
+    R->try_only = !wait;
+    int rc = sqlite3_exec(db_sqlite(d), "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    R->try_only = 0;
+    if ((rc & 0xff) == SQLITE_BUSY && !wait)
+        return 0;
+    int ok = rc == SQLITE_OK;
+    for (size_t i = 0; ok && i < n; i++) { /* each in a savepoint: one that fails leaves the others */
+        struct pending *p = &R->pend[i];
+        if (p->no <= 0)
             continue;
-        no[i] = c[i]->op == CHANGE_RAISE ? store_raise(d, c[i])
-                                         : clear_active(d, c[i]->rule, c[i]->key, c[i]->ts, "auto", c[i]->note, c[i]->value);
-        if (no[i] < 0)
-            log_event(LOG_ERROR, "alarm", "rule=%s entity=%s msg=\"cannot store the alarm change: %s\"", c[i]->rule,
-                      c[i]->key, sqlite3_errmsg(db_sqlite(d)));
-        db_exec(d, no[i] < 0 ? "ROLLBACK TO change; RELEASE change" : "RELEASE change", NULL);
-    }
-    if (ok && db_exec(d, "COMMIT", NULL) != 0) {
-        log_event(LOG_ERROR, "alarm", "changes=%zu msg=\"cannot store the alarm changes: %s\"", n,
-                  sqlite3_errmsg(db_sqlite(d)));
-        db_exec(d, "ROLLBACK", NULL);
-        for (size_t i = 0; i < n; i++)
-            no[i] = -1;
-    } else if (!ok)
-        log_event(LOG_ERROR, "alarm", "changes=%zu msg=\"cannot store the alarm changes: %s\"", n,
-                  sqlite3_errmsg(db_sqlite(d)));
-    for (size_t i = 0; i < n; i++) if (strstr(c[i]->key, "probe")) fprintf(stderr, "LT commit %lld %s %d %ld\n", lt_ns(), c[i]->key, c[i]->op, lt_busy); /* LATTRACE */
-    for (size_t i = 0; i < n; i++) {
-        if (no[i] < 0)
-            atomic_fetch_add_explicit(&R->stats.failed, 1, memory_order_relaxed);
-        else if (no[i] > 0 && c[i]->op == CHANGE_RAISE) {
-            char id[ALARM_ID_MAX];
-            rules__alarm_id(no[i], id);
-            log_event(LOG_INFO, "alarm_raised", "alarm=%s rule=%s entity=%s", id, c[i]->rule, c[i]->key);
-            if (c[i]->open_case[0])
-                open_case(R, d, no[i], c[i]->open_case);
-            atomic_fetch_add_explicit(&R->stats.persisted, 1, memory_order_relaxed);
-            publish(R, d, no[i], "alarm.raised");
-        } else if (no[i] > 0) {
-            atomic_fetch_add_explicit(&R->stats.persisted, 1, memory_order_relaxed);
-            publish(R, d, no[i], "alarm.cleared");
+        if (db_exec(d, "SAVEPOINT change", NULL) != 0) {
+            p->no = -1;
+            continue;
         }
-        json_decref(c[i]->alarm);
-        free(c[i]);
+        int done = p->c->op == CHANGE_RAISE
+                       ? insert_alarm(d, p->c, p->no) > 0 &&
+                             add_event(d, p->no, "raised", p->c->ts, "system",
+                                       json_string_value(json_object_get(p->c->alarm, "message")), p->c->value) == 0
+                       : clear_no(d, p->no, p->c->ts, "auto", p->c->note, p->c->value) >= 0;
+        if (!done) {
+            log_event(LOG_ERROR, "alarm", "rule=%s entity=%s msg=\"cannot store the alarm change: %s\"", p->c->rule,
+                      p->c->key, sqlite3_errmsg(db_sqlite(d)));
+            p->no = -1;
+        }
+        db_exec(d, done ? "RELEASE change" : "ROLLBACK TO change; RELEASE change", NULL);
     }
+    if (ok && R->reserved_to - R->next_no < PEND_MAX)
+        ok = reserve_numbers(R, d, R->next_no + PEND_MAX) == 0;
+    if (ok)
+        ok = db_exec(d, "COMMIT", NULL) == 0;
+    if (!ok) {
+        /* Published but not stored: an I/O error. Logged and counted; the
+         * evaluator keeps them raised, as when storing failed before. */
+        log_event(LOG_ERROR, "alarm", "changes=%zu msg=\"cannot store the alarm changes: %s\"", n,
+                  sqlite3_errmsg(db_sqlite(d)));
+        if (!sqlite3_get_autocommit(db_sqlite(d)))
+            db_exec(d, "ROLLBACK", NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct pending *p = &R->pend[i];
+        if (p->no < 0 || (p->no > 0 && !ok))
+            atomic_fetch_add_explicit(&R->stats.failed, 1, memory_order_relaxed);
+        else if (p->no > 0) {
+            atomic_fetch_add_explicit(&R->stats.persisted, 1, memory_order_relaxed);
+            if (p->c->op == CHANGE_RAISE) {
+                char id[ALARM_ID_MAX];
+                rules__alarm_id(p->no, id);
+                log_event(LOG_INFO, "alarm_raised", "alarm=%s rule=%s entity=%s", id, p->c->rule, p->c->key);
+                if (p->c->open_case[0])
+                    open_case(R, d, p->no, p->c->open_case);
+            }
+        }
+        json_decref(p->js);
+        json_decref(p->c->alarm);
+        free(p->c);
+    }
+    R->npend = 0;
     pthread_mutex_lock(&R->qlock);
     R->done += n;
     pthread_cond_broadcast(&R->qdone);
     pthread_mutex_unlock(&R->qlock);
+    return 1;
 }
 
 /* The periodic checks (nodata, windows) without keeping alarm changes
@@ -375,10 +483,13 @@ static void *thread_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&R->qlock);
         if (!R->head && !R->stopping) {
+            /* changes the write lock kept from SQLite are tried again in 1 ms;
+             * a tick that found the state busy in 2 ms */
+            long ms = R->npend ? 1 : tick_due ? 2 : 1000;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += tick_due ? 2000000L : 0; /* a tick that found the state busy retries in 2 ms */
-            ts.tv_sec += tick_due ? ts.tv_nsec / 1000000000L : 1;
+            ts.tv_nsec += ms * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
             ts.tv_nsec %= 1000000000L;
             pthread_cond_timedwait(&R->qwake, &R->qlock, &ts);
         }
@@ -387,9 +498,15 @@ static void *thread_main(void *arg)
         int stopping = R->stopping;
         pthread_mutex_unlock(&R->qlock);
         int any = list != NULL;
-        while (list)
-            process_some(R, &list);
-        if (stopping && !any)
+        while (list) {
+            struct change *next = list->next;
+            decide(R, list);
+            list = next;
+            if (R->npend == PEND_MAX)
+                store_pending(R, 1);
+        }
+        store_pending(R, stopping);
+        if (stopping && !any && !R->npend)
             break;
         int64_t now = clock_now_ms();
         tick_due = !stopping && now - R->last_tick_ms >= 1000;
@@ -407,8 +524,9 @@ static void *thread_main(void *arg)
  * tries again every 0.25 ms instead, for up to 5 s as the others do. */
 static int busy_retry(void *arg, int tries)
 {
-    (void)arg;
-    lt_busy++; /* LATTRACE */
+    rules *R = arg;
+    if (R->try_only)
+        return 0;
     if (tries >= 20000)
         return 0;
     struct timespec ts = {0, 250000};
@@ -416,9 +534,39 @@ static int busy_retry(void *arg, int tries)
     return 1;
 }
 
+/* The next alarm number: above every alarm and every number reserved (and
+ * so perhaps published) before a crash; then a fresh reservation. */
+static int numbers_init(rules *R, cb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db_sqlite(R->tdb),
+                                "SELECT max((SELECT coalesce(max(id), 0) FROM alarm), "
+                                "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'alarm'), 0))",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        R->next_no = sqlite3_column_int64(st, 0) + 1;
+        R->reserved_to = R->next_no - 1;
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        return db_error(R->tdb, rc, "reading the alarm numbers", err);
+    rc = db_exec(R->tdb, "BEGIN IMMEDIATE", err);
+    if (rc == 0 && reserve_numbers(R, R->tdb, R->next_no + PEND_MAX) != 0)
+        rc = db_error(R->tdb, sqlite3_errcode(db_sqlite(R->tdb)), "reserving alarm numbers", err);
+    if (rc == 0)
+        rc = db_exec(R->tdb, "COMMIT", err);
+    if (rc != 0 && !sqlite3_get_autocommit(db_sqlite(R->tdb)))
+        db_exec(R->tdb, "ROLLBACK", NULL);
+    return rc;
+}
+
 int rules__thread_start(rules *R, cb_error *err)
 {
-    sqlite3_busy_handler(db_sqlite(R->tdb), busy_retry, NULL);
+    int rc = numbers_init(R, err);
+    if (rc != 0)
+        return rc;
+    sqlite3_busy_handler(db_sqlite(R->tdb), busy_retry, R);
     /* SQLite's WAL is checkpointed by the other connections (the ingest
      * checkpoint's, the series flusher's), never inside an alarm's commit:
      * copying pages back and syncing took up to 120 ms there. */
@@ -439,6 +587,8 @@ void rules__thread_stop(rules *R)
     pthread_mutex_unlock(&R->qlock);
     pthread_join(R->thread, NULL);
     R->started = 0;
+    /* A clean stop hands the unused reservation back: numbers stay dense. */
+    db_exec(R->tdb, "UPDATE sqlite_sequence SET seq = (SELECT coalesce(max(id), 0) FROM alarm) WHERE name = 'alarm'", NULL);
 }
 
 void rules_flush(rules *R)

@@ -21,7 +21,9 @@
  * the condition began) in a per-rule open-addressing table. nodata rules and
  * the windows of region_count are checked by the rules thread every second
  * against the in-memory state (last_seen), not the store: O(entities) per
- * nodata rule per second, under the state's read lock. Measured: 10,000
+ * nodata rule per second, under the state's read lock (tried, not waited
+ * for while the writer applies a batch, so alarm changes never queue behind
+ * a tick). Measured: 10,000
  * threshold rules, ten of which apply to each reading, cost ~0.9 µs per
  * reading on the writer thread (cache misses on the per-rule states).
  *
@@ -40,10 +42,30 @@
  *
  * Alarms: raised → acknowledged → cleared (automatically when the condition
  * clears, or by a person), one active alarm per rule × entity. The writer
- * thread only queues alarm changes; the rules thread persists them on its own
- * connection, calls the case hook, then publishes "alarm" events. Maintenance
- * windows suppress raising for an entity, district or grid cell (and
- * optionally one rule) between from and to.
+ * thread only queues alarm changes. The rules thread decides each (against
+ * the active alarm in SQLite — a read, which no writer blocks — and the
+ * changes it has not stored yet), numbers it and publishes its "alarm" event
+ * at once; then it stores what it published in one transaction on its own
+ * connection as soon as SQLite's write lock is free (a history flush or a
+ * checkpoint can hold it for a second; the stream does not wait for that,
+ * nor for SQLite's own checkpoints, which this connection never runs), and
+ * then calls the case hook, so an alarm.raised event says "case": null and
+ * the case's own events follow. An alarm on the stream can thus be missing
+ * from alarm_get/alarm_list for milliseconds (up to a second while the lock
+ * is held). Maintenance windows suppress raising for an entity, district or
+ * grid cell (and optionally one rule) between from and to.
+ *
+ * Crashes. A kill -9 between publishing and storing loses the stored alarm,
+ * not the reading: a checkpoint waits until every queued change is stored,
+ * so the reading is still in the WAL and replay evaluates it again — a
+ * threshold or geofence alarm is raised again (for_s, rate and region_count
+ * windows start afresh, as after any restart), a lost clear is cleared
+ * again. Alarm numbers are reserved in SQLite (sqlite_sequence) before they
+ * are published and numbering continues above the reservation after a
+ * crash, so a number once published is never given to another alarm (a
+ * clean stop hands the unused reservation back: numbers stay dense). Stream
+ * clients see a gap after any restart and reload the lists, which hold
+ * exactly what SQLite holds; replay never stores an alarm twice.
  *
  * Threads: every function is thread-safe. The API functions run on the
  * caller's thread with the module's own SQLite connection. */

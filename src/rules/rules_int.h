@@ -127,6 +127,15 @@ struct change {
     struct change *next;
 };
 
+/* A change the rules thread has decided (and published) but not stored. */
+#define PEND_MAX 1024
+struct pending {
+    struct change *c;          /* owned */
+    long long no;              /* its alarm: > 0; 0 nothing to do (dedup, no active alarm); -1 failed */
+    long long active;          /* the active alarm of (rule, key) after it: 0 none, -1 unknown */
+    json_t *js;                /* the published ALARM; owned */
+};
+
 struct rules_stats {
     atomic_ullong raised, cleared, suppressed, out_of_order, persisted, failed;
 };
@@ -168,6 +177,12 @@ struct rules {
     void *case_ctx;
 
     db *tdb;                   /* the rules thread's connection */
+    /* The rules thread's own: alarm changes published but not stored yet
+     * (alarm.c), the next alarm number, the numbers reserved in SQLite. */
+    struct pending pend[PEND_MAX];
+    size_t npend;
+    int try_only;              /* the busy handler gives up at once */
+    long long next_no, reserved_to;
     db *adb;                   /* the API's connection, guarded by alock */
     pthread_mutex_t alock;
     int64_t last_tick_ms;

@@ -346,14 +346,21 @@ static int load(series *s, db *d, cb_error *err)
     if (rc != SQLITE_DONE)
         return db_error(d, rc, "loading series", err);
     s->persisted = s->n;
-    rc = sqlite3_prepare_v2(db_sqlite(d), "SELECT value FROM meta WHERE key = 'series_replay_lsn'", -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return db_error(d, rc, "loading series replay lsn", err);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        s->replay_lsn = strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10);
-    sqlite3_finalize(st);
+    /* Format 1 stored 0 for "nothing open": the series were then complete up to
+     * the state's checkpoint, which the WAL may have been trimmed to. */
+    static const char *const keys[] = {"series_replay_lsn", "checkpoint_lsn"};
+    for (int k = 0; k < 2 && s->replay_lsn == 0; k++) {
+        char sql[80];
+        snprintf(sql, sizeof sql, "SELECT value FROM meta WHERE key = '%s'", keys[k]);
+        rc = sqlite3_prepare_v2(db_sqlite(d), sql, -1, &st, NULL);
+        if (rc != SQLITE_OK)
+            return db_error(d, rc, "loading series replay lsn", err);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            s->replay_lsn = strtoull((const char *)sqlite3_column_text(st, 0), NULL, 10) + (uint64_t)k;
+        sqlite3_finalize(st);
+    }
     if (s->replay_lsn == 0)
-        s->replay_lsn = 1; /* nothing flushed yet (or format 1's "none"): keep the whole WAL */
+        s->replay_lsn = 1; /* a new store: the whole WAL */
     return 0;
 }
 

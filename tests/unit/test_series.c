@@ -693,6 +693,26 @@ TEST(test_restart)
     fx_close(&f);
 }
 
+/* A store written by format 1 (replay lsn "0": nothing open) whose WAL was
+ * trimmed to the state's checkpoint: replay starts right after that. */
+TEST(test_replay_lsn_of_a_format_1_store)
+{
+    struct fx f;
+    CHECK_INT(fx_open(&f), 0);
+    series_close(f.s);
+    f.s = NULL;
+    cb_error e;
+    CHECK_INT(db_exec(f.w, "INSERT OR REPLACE INTO meta (key, value) VALUES ('series_replay_lsn', '0'), "
+                           "('checkpoint_lsn', '4080')", &e), 0);
+    CHECK_INT(fx_open_series(&f), 0);
+    CHECK_INT(series_replay_lsn(f.s), 4081);
+    CHECK_INT(series_append(f.s, 1, 1, T0, 1.0), SERIES_APPENDED);
+    CHECK_INT(series_flush(f.s, 5000, T0 + 60000, &e), 0);
+    CHECK_INT(series_sync(f.s, &e), 0);
+    CHECK_INT(series_replay_lsn(f.s), 5001); /* the batch sealed at 5000 is stored */
+    fx_close(&f);
+}
+
 TEST(test_idle_close)
 {
     struct fx f;
@@ -964,5 +984,6 @@ TEST(test_bench_city_day)
 }
 
 TEST_MAIN(test_ids, test_close_at_points, test_close_at_boundary, test_late_and_duplicates, test_round_trip_random,
-          test_rollups_equal_raw, test_minute_rollups, test_aggregate, test_errors, test_restart, test_idle_close, test_retention,
-          test_concurrent_reader, test_scale, test_bench_city_day)
+          test_rollups_equal_raw, test_minute_rollups, test_aggregate, test_errors, test_restart,
+          test_replay_lsn_of_a_format_1_store, test_idle_close, test_retention, test_concurrent_reader, test_scale,
+          test_bench_city_day)
