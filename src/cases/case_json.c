@@ -4,6 +4,7 @@
 
 #include "core/clock.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,42 @@ static json_t *reporter_json(sqlite3_stmt *st, const struct principal *who)
     return json_pack("{s:s?, s:s?}", "name", name, "phone", phone);
 }
 
+static json_t *strings_json(const char *const *s, size_t n, unsigned mask)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n && s[i]; i++)
+        if (mask & (1u << i))
+            json_array_append_new(a, json_string(s[i]));
+    return a;
+}
+
+/* The actions who may take on the case of this row now (cases__may over the
+ * table's rows for its status), each with its name and body fields. */
+static json_t *actions_json(sqlite3_stmt *st, enum case_status status, const struct principal *who)
+{
+    struct cb_case k;
+    const struct case_transition *rows[16];
+    memset(&k, 0, sizeof k);
+    k.status = status;
+    copy_col(st, COL_ID, k.id, sizeof k.id);
+    copy_col(st, COL_DEPARTMENT, k.department, sizeof k.department);
+    copy_col(st, COL_DISTRICT, k.district, sizeof k.district);
+    copy_col(st, COL_GRID, k.grid, sizeof k.grid);
+    copy_col(st, COL_DUPLICATE_OF, k.duplicate_of, sizeof k.duplicate_of);
+    size_t n = case_actions_for(status, who->role, rows, sizeof rows / sizeof rows[0]);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const struct case_action *a = case_action_info(rows[i]->action);
+        assert(a); /* every action of the table has its row (test_cases) */
+        if (cases__may(who, &k, rows[i], NULL) != 0)
+            continue;
+        json_array_append_new(list, json_pack("{s:s, s:s, s:o, s:o}", "action", a->action, "name", a->name, "needs",
+                                              strings_json(a->needs, CASE_ACTION_FIELDS, ~0u), "required",
+                                              strings_json(a->needs, CASE_ACTION_FIELDS, a->required)));
+    }
+    return list;
+}
+
 /* One row of CASE_SELECT as the API's CASE object. */
 static json_t *row_json(cases *c, sqlite3_stmt *st, const struct principal *who, int64_t now, int detail)
 {
@@ -185,6 +222,8 @@ static json_t *row_json(cases *c, sqlite3_stmt *st, const struct principal *who,
     const char *media = (const char *)sqlite3_column_text(st, COL_MEDIA);
     json_t *m = media ? json_loads(media, 0, NULL) : NULL;
     json_object_set_new(o, "media", m ? m : json_array());
+    if (who && status >= 0)
+        json_object_set_new(o, "actions", actions_json(st, (enum case_status)status, who));
     return o;
 }
 
@@ -201,12 +240,16 @@ static json_t *history_json(cases *c, const char *id)
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *att = (const char *)sqlite3_column_text(st, 7);
         json_t *a = att ? json_loads(att, 0, NULL) : NULL;
-        json_array_append_new(list, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "from",
+        const struct case_action *info = case_action_info((const char *)sqlite3_column_text(st, 2));
+        int to = case_status_parse((const char *)sqlite3_column_text(st, 1));
+        json_array_append_new(list, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s?, s:s?}", "from",
                                               text_or_null(st, 0), "to", text_or_null(st, 1), "action",
                                               text_or_null(st, 2), "by", text_or_null(st, 3), "role",
                                               text_or_null(st, 4), "at", time_or_null(st, 5), "note",
                                               text_or_null(st, 6), "attachments", a ? a : json_array(),
-                                              "department", text_or_null(st, 8)));
+                                              "department", text_or_null(st, 8), "action_name",
+                                              info ? info->name : NULL, "to_name",
+                                              to >= 0 ? case_status_label((enum case_status)to) : NULL));
     }
     cases__finish(c, st);
     return list;

@@ -498,10 +498,9 @@ static int parse_args(const json_t *body, const char *action, struct case_args *
 {
     memset(a, 0, sizeof *a);
     *to = -2;
-    int rc = cases__text_field(body, strcmp(action, "return") == 0 || strcmp(action, "extend") == 0 ? "reason" : "note", 1000,
-                        strcmp(action, "return") == 0 || strcmp(action, "extend") == 0 ||
-                            strcmp(action, "reject") == 0,
-                        &a->note, err);
+    const struct case_action *info = case_action_info(action);
+    const char *why = case_action_field(info, "reason") ? "reason" : "note"; /* both land in the note */
+    int rc = cases__text_field(body, why, 1000, case_action_field(info, why) == 2, &a->note, err);
     if (rc == 0 && !a->note && json_object_get(body, "note"))
         rc = cases__text_field(body, "note", 1000, 0, &a->note, err);
     if (rc == 0)
@@ -537,6 +536,22 @@ static int in_area(const struct principal *who, const struct cb_case *k)
     return n == 0 || strncmp(k->district, who->department, n) == 0 || strncmp(k->grid, who->department, n) == 0;
 }
 
+int cases__may(const struct principal *who, const struct cb_case *k, const struct case_transition *t, cb_error *err)
+{
+    if (!cases__visible(who, k))
+        return cb_error_set(err, CB_ENOT_FOUND, "id", "no case %s", k->id);
+    if (!(t->roles & ROLE_BIT(who->role))) {
+        char roles[96];
+        return cb_error_set(err, CB_EFORBIDDEN, "action", "role %s may not %s a case; allowed: %s",
+                            role_name(who->role), t->action, role_mask_names(t->roles, roles, sizeof roles));
+    }
+    if (who->role == ROLE_GRID && !in_area(who, k))
+        return cb_error_set(err, CB_EFORBIDDEN, "action", "case %s lies outside your area %s", k->id, who->department);
+    if (strcmp(t->action, "unlink") == 0 && !k->duplicate_of[0])
+        return cb_error_set(err, CB_ECONFLICT, "action", "case %s is not linked to another case", k->id);
+    return 0;
+}
+
 static int check_allowed(const struct principal *who, const struct cb_case *k, const char *action, int to,
                          const struct case_transition **out, cb_error *err)
 {
@@ -550,17 +565,10 @@ static int check_allowed(const struct principal *who, const struct cb_case *k, c
         return cb_error_set(err, CB_ECONFLICT, "action", "case %s is %s (%s): %s is not allowed; allowed actions: %s",
                             k->id, case_status_name(k->status), case_status_label(k->status), action,
                             allowed[0] ? allowed : "none");
-    if (!(t->roles & ROLE_BIT(who->role))) {
-        char roles[96];
-        return cb_error_set(err, CB_EFORBIDDEN, "action", "role %s may not %s a case; allowed: %s",
-                            role_name(who->role), action, role_mask_names(t->roles, roles, sizeof roles));
-    }
-    if (who->role == ROLE_GRID && !in_area(who, k))
-        return cb_error_set(err, CB_EFORBIDDEN, "action", "case %s lies outside your area %s", k->id, who->department);
-    if (strcmp(action, "unlink") == 0 && !k->duplicate_of[0])
-        return cb_error_set(err, CB_ECONFLICT, "action", "case %s is not linked to another case", k->id);
-    *out = t;
-    return 0;
+    int rc = cases__may(who, k, t, err);
+    if (rc == 0)
+        *out = t;
+    return rc;
 }
 
 static int resolve_department(cases *c, struct cb_case *k, struct case_args *a, char *routed, cb_error *err)

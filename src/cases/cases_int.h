@@ -131,6 +131,13 @@ int cases__load(cases *c, const char *id, struct cb_case *out, cb_error *err);
 /* The case as `who` may see it (NULL who: everything); c->mu held. */
 json_t *cases__json(cases *c, const char *id, const struct principal *who, int64_t now, int detail);
 int cases__visible(const struct principal *who, const struct cb_case *k);
+/* 0 when who may take t on k (t->from being k's state): k visible to who
+ * (dept: its own department's cases), who's role among t->roles, a grid
+ * worker's case inside its area, unlink only of a linked duplicate; else the
+ * CB_E* code with err filled (err may be NULL). Drives the transitions and
+ * the "actions" of a case. */
+int cases__may(const struct principal *who, const struct cb_case *k, const struct case_transition *t,
+               cb_error *err);
 const char *cases__step_of(enum case_status s); /* "file", "dispatch", "handle", "check" or NULL */
 
 /* supervise.c */

@@ -59,6 +59,32 @@ const struct case_transition case_transitions[] = {
 
 const size_t case_transition_count = sizeof case_transitions / sizeof case_transitions[0];
 
+#define REQ(i) (1u << (i))
+
+const struct case_action case_actions[] = {
+    {"report", "上报", {NULL}, 0},
+    {"accept", "受理", {NULL}, 0},
+    {"reject", "不予受理/作废", {"note"}, REQ(0)},
+    {"file", "立案", {NULL}, 0},
+    {"dispatch", "派遣", {"department"}, 0},
+    {"return", "回退", {"reason"}, REQ(0)},
+    {"start", "开始处置", {NULL}, 0},
+    {"handle", "处置反馈", {"note"}, 0},
+    {"extend", "申请延期", {"hours", "reason"}, REQ(0) | REQ(1)},
+    {"approve_extension", "批准延期", {NULL}, 0},
+    {"deny_extension", "驳回延期", {NULL}, 0},
+    {"supervise", "督办", {"note"}, 0},
+    {"check", "核查", {"passed", "note"}, REQ(0)},
+    {"close", "结案", {NULL}, 0},
+    {"evaluate", "回访评价", {"rating"}, REQ(0)},
+    {"park", "挂账", {"note"}, 0},
+    {"unpark", "取消挂账", {NULL}, 0},
+    {"reopen", "重新办理", {"note"}, 0},
+    {"unlink", "取消合并", {NULL}, 0},
+};
+
+const size_t case_action_count = sizeof case_actions / sizeof case_actions[0];
+
 static const char *const status_names[CASE_STATUS_COUNT] = {
     "reported", "accepted", "filed",    "dispatched", "in_progress", "handled", "checked",
     "closed",   "evaluated", "rejected", "returned",   "extended",    "parked",  "rework"};
@@ -107,20 +133,47 @@ int case_action_known(const char *action)
     return 0;
 }
 
-const char *case_actions_allowed(enum case_status from, int role, char *out, size_t n)
+size_t case_actions_for(enum case_status from, int role, const struct case_transition **out, size_t n)
 {
-    size_t len = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < case_transition_count; i++) {
+    size_t k = 0;
+    for (size_t i = 0; i < case_transition_count && k < n; i++) {
         const struct case_transition *t = &case_transitions[i];
         if (t->from != from || (role >= 0 && !(t->roles & ROLE_BIT(role))))
             continue;
         if (i > 0 && case_transitions[i - 1].from == from && strcmp(case_transitions[i - 1].action, t->action) == 0)
             continue; /* one name for the two outcomes of check */
-        int w = snprintf(out + len, n - len, "%s%s", len ? ", " : "", t->action);
+        out[k++] = t;
+    }
+    return k;
+}
+
+const char *case_actions_allowed(enum case_status from, int role, char *out, size_t n)
+{
+    const struct case_transition *rows[16];
+    size_t count = case_actions_for(from, role, rows, sizeof rows / sizeof rows[0]);
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < count; i++) {
+        int w = snprintf(out + len, n - len, "%s%s", len ? ", " : "", rows[i]->action);
         if (w < 0 || (size_t)w >= n - len)
             break;
         len += (size_t)w;
     }
     return out;
+}
+
+const struct case_action *case_action_info(const char *action)
+{
+    for (size_t i = 0; action && i < case_action_count; i++)
+        if (strcmp(case_actions[i].action, action) == 0)
+            return &case_actions[i];
+    return NULL;
+}
+
+int case_action_field(const struct case_action *a, const char *field)
+{
+    for (int i = 0; a && i < CASE_ACTION_FIELDS && a->needs[i]; i++)
+        if (strcmp(a->needs[i], field) == 0)
+            return a->required & (1u << i) ? 2 : 1;
+    return 0;
 }

@@ -52,5 +52,28 @@ int case_action_known(const char *action);
 /* "accept, reject" — the actions `role` may take in `from` (all roles when
  * role < 0); returns out. */
 const char *case_actions_allowed(enum case_status from, int role, char *out, size_t n);
+/* The rows of those actions, each action once (check's two outcomes are one),
+ * in table order: up to n pointers into case_transitions in out; returns how
+ * many. */
+size_t case_actions_for(enum case_status from, int role, const struct case_transition **out, size_t n);
+
+/* What an action is called and what its body takes: the case desk builds
+ * its buttons and forms from these (GET /api/v1/cases/{id} "actions"), and
+ * cases.c reads the body by them. One row per action of case_transitions,
+ * plus "report" (intake, history only). */
+#define CASE_ACTION_FIELDS 3
+struct case_action {
+    const char *action;                    /* "dispatch" */
+    const char *name;                      /* "派遣": the button */
+    const char *needs[CASE_ACTION_FIELDS]; /* body fields the form asks for, in order; NULL ends */
+    unsigned required;                     /* bit i: needs[i] must be given */
+};
+
+extern const struct case_action case_actions[];
+extern const size_t case_action_count;
+
+const struct case_action *case_action_info(const char *action); /* NULL: no such action */
+/* 0: the action does not take field; 1: optional; 2: required. */
+int case_action_field(const struct case_action *a, const char *field);
 
 #endif
