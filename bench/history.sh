@@ -43,25 +43,12 @@ $CC $CFLAGS -o build/bench/loadgen bench/loadgen.c
 $CC $CFLAGS -I/usr/include/postgresql -o build/bench/history_load bench/history_load.c -lpq -lsqlite3 -lm
 LOAD=build/bench/history_load
 
-TMP=$(mktemp -d /tmp/citybrain-history.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
+. bench/lib.sh
+chmod 755 "$TMP" # the postgres user reads the workload files here
 PGDATA=
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+bench_cleanup_extra() {
     [ -z "$PGDATA" ] || runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
-    rm -rf "$TMP"
 }
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
-grouped() { awk -v n="$1" 'BEGIN { s = sprintf("%.0f", n); o = ""
-    while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }
-    print s o }'; }
 du_bytes() { du -sb "$1" | cut -f1; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 STATUS=0

@@ -36,18 +36,7 @@ NO_MQTT=()
 HELP=$("$BIN" serve --help)
 case $HELP in *"--mqtt "*) NO_MQTT=(--mqtt off) ;; esac
 
-TMP=$(mktemp -d /tmp/citybrain-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. bench/lib.sh
 
 # start_server NAME: a citybrain in $TMP/NAME; sets PID, PORT, KEY.
 start_server() {
@@ -74,21 +63,8 @@ stop_server() {
     wait "$PID" || true
 }
 
-# field NAME LINE: the value of NAME=... in a loadgen line
-field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
-
-metric() {
-    { curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/metrics" || echo "bench: GET /metrics failed" >&2; } |
-        awk -v m="$1" '$1 == m { print $2 }'
-}
-
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf (a / b < 0.1 ? "%.3f" : "%.2f"), a / b; else print "-" }'; }
-# grouped N: 1234567 -> 1,234,567
-grouped() { awk -v n="$1" 'BEGIN { s = sprintf("%.0f", n); o = ""
-    while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }
-    print s o }'; }
 
 # run LABEL ARGS...: runs loadgen, keeps its line in $LINE, fails on wrong answers.
 STATUS=0

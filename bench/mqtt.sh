@@ -30,18 +30,7 @@ $CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -pthread -o build/bench/
 MQTTPUB=build/bench/mqttpub
 BROKER=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
-TMP=$(mktemp -d /tmp/citybrain-bench-mqtt.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. bench/lib.sh
 wait_port() {
     for _ in $(seq 100); do
         python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null && return 0
@@ -50,7 +39,6 @@ wait_port() {
     echo "bench/mqtt.sh: nothing listens on port $1" >&2
     exit 1
 }
-field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 
 echo "== citybrain MQTT benchmark: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "   $N messages at QoS 1 over 4 publisher connections, 3 attributes (readings) a message"
