@@ -62,7 +62,14 @@ MSG
 # Mosquitto beside citybrain, with the device credentials citybrain writes.
 MQTT_PORT=${CITYBRAIN_MQTT_PORT:-1883}
 pidfile="$DATA/mosquitto/mosquitto.pid"
-[ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null || scripts/mosquitto.sh -d "$DATA" "$MQTT_PORT"
+# A broker this script starts is stopped when it exits; one already running is left alone.
+broker=
+if ! { [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }; then
+    rm -f "$pidfile"
+    scripts/mosquitto.sh -d "$DATA" "$MQTT_PORT"
+    for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$pidfile" ] && break; sleep 0.2; done # the daemon writes it
+    broker=$(cat "$pidfile" 2>/dev/null || :)
+fi
 
 # citybrain in the background, then citysim (the demo city's devices) once
 # citybrain answers. Ctrl-C or SIGTERM stops both: citybrain drains its
@@ -75,7 +82,7 @@ stop_all() {
     kill -TERM "$cb" 2>/dev/null || :
 }
 trap stop_all INT TERM
-trap '[ -z "$sim" ] || kill -TERM "$sim" 2>/dev/null || :' EXIT
+trap '[ -z "$sim" ] || kill -TERM "$sim" 2>/dev/null || :; [ -z "$broker" ] || kill -TERM "$broker" 2>/dev/null || :' EXIT
 
 # A trapped signal makes `wait` return early (status > 128) while citybrain
 # is still draining: wait again until it has gone, and return its own status.

@@ -199,6 +199,31 @@ def import_jiaozuo(server, grid_m=1000):
     return server
 
 
+class CityServerTestCase(ServerTestCase):
+    """One server on the Jiaozuo city (1 km grid) for the whole class, started
+    with the class's flags; self.s is it and self.admin an admin key. Tests
+    share it, so each uses its own entity ids, types and rules."""
+    flags = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = import_jiaozuo(Server(*cls.flags)).start()
+        cls.admin = cls.server.key("admin")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.cleanup()
+
+    def setUp(self):
+        self.s = self.server
+        self._servers.append(self.s)  # its log is printed when a test fails
+
+    def ok(self, resp, status=200):
+        """The JSON body of a response that must have this status."""
+        self.assertEqual(resp.status, status, resp)
+        return resp.json()
+
+
 # --- MQTT: a Mosquitto for one server (scripts/mosquitto.sh) ---
 
 MOSQUITTO_SH = os.path.join(REPO, "scripts", "mosquitto.sh")

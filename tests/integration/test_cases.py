@@ -251,6 +251,31 @@ class ScopeAndMaskingTest(CasesTest):
         self.assertEqual(self.get("/api/v1/cases/stats", key=cg).json()["open"], 1)
         self.assertEqual(self.get("/api/v1/cases/stats").json()["open"], 2)
 
+    def test_actions_per_role(self):
+        """GET /api/v1/cases/{id} says which actions the asker may take now, from the server's table."""
+        def actions(case, key):
+            return [(a["action"], a["name"], a["needs"], a["required"])
+                    for a in self.get(f"/api/v1/cases/{case}", key=key).json()["actions"]]
+        filed = self.report(category="05001")  # no routing rule: waits for a dispatcher
+        self.assertEqual(filed["status"], "filed")
+        self.assertEqual(actions(filed["id"], self.op), [("dispatch", "派遣", ["department"], []),
+                                                         ("reject", "不予受理/作废", ["note"], ["note"]),
+                                                         ("park", "挂账", ["note"], [])])
+        self.assertEqual(actions(filed["id"], self.viewer), [])
+        self.assertEqual(actions(filed["id"], self.hotline), [])
+        a = self.report()  # dispatched to cg-410802
+        cg = self.s.key("dept", "--department", "cg-410802")
+        self.assertEqual(actions(a["id"], cg), [("start", "开始处置", [], []), ("return", "回退", ["reason"], ["reason"])])
+        self.assertError(self.get(f"/api/v1/cases/{a['id']}", key=self.s.key("dept", "--department", "szgy")),
+                         404, "not_found")
+        self.assertEqual([x[0] for x in actions(a["id"], self.admin)],
+                         ["start", "return", "dispatch", "park", "supervise"])
+        # after a transition the answer carries the new state's actions
+        started = self.act(a["id"], "start", key=cg)
+        self.assertEqual([x["action"] for x in started["actions"]], ["handle", "return", "extend"])
+        self.assertEqual(started["history"][-1]["action_name"], "开始处置")
+        self.assertEqual(started["history"][-1]["to_name"], "处置中")
+
     def test_masking_per_role(self):
         cid = self.report()["id"]
         dept = self.s.key("dept", "--department", "cg-410802")

@@ -12,7 +12,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import Server, ServerTestCase, import_jiaozuo
+from harness import CityServerTestCase, Server, ServerTestCase, import_jiaozuo
 
 JIEFANG = (113.230816, 35.240282)    # inside 解放区 410802
 SHANYANG = (113.2655, 35.184)        # inside 山阳区 410811
@@ -31,26 +31,9 @@ def square(lon, lat, d):
                                                 [lon - d, lat + d], [lon - d, lat - d]]]}
 
 
-class RulesServer(ServerTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = import_jiaozuo(Server()).start()
-        cls.admin = cls.server.key("admin")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.cleanup()
-
-    def setUp(self):
-        self.s = self.server
-        self._servers.append(self.s)
-
+class RulesServer(CityServerTestCase):
     def req(self, method, path, body=None, key=None):
         return self.s.request(method, path, body, key=key or self.admin)
-
-    def ok(self, resp, status=200):
-        self.assertEqual(resp.status, status, resp)
-        return resp.json()
 
     def entity(self, id, type, loc=JIEFANG, department="SLJ"):
         return self.ok(self.req("POST", "/api/v1/entities", {"id": id, "type": type, "location": list(loc),

@@ -14,7 +14,7 @@ import unittest
 import urllib.parse
 from datetime import datetime, timezone
 
-from harness import Server, ServerTestCase, import_jiaozuo
+from harness import CityServerTestCase, Server, ServerTestCase, import_jiaozuo
 
 JIEFANG = (113.230816, 35.240282)    # inside 解放区 410802
 SHANYANG = (113.2655, 35.184)        # inside 山阳区 410811
@@ -44,33 +44,13 @@ def qs(**params):
     return "?" + urllib.parse.urlencode(params)
 
 
-class CityServer(ServerTestCase):
-    """One server on the Jiaozuo city for the whole class."""
-    flags = ()
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = import_jiaozuo(Server(*cls.flags)).start()
-        cls.admin = cls.server.key("admin")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.cleanup()
-
-    def setUp(self):
-        self.s = self.server
-        self._servers.append(self.s)  # its log is printed when a test fails
-
+class CityServer(CityServerTestCase):
     # --- helpers ---
     def get(self, path, key=None):
         return self.s.request("GET", path, key=key or self.admin)
 
     def post(self, path, body, key=None, **kw):
         return self.s.request("POST", path, body, key=key or self.admin, **kw)
-
-    def ok(self, resp, status=200):
-        self.assertEqual(resp.status, status, resp)
-        return resp.json()
 
     def create(self, id, type="AirQualityObserved", loc=JIEFANG, **extra):
         body = {"id": id, "type": type, **extra}

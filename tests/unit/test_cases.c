@@ -277,6 +277,87 @@ TEST(test_every_transition_every_role)
     close_city(c);
 }
 
+/* "start, return" from a case's "actions" (as case_actions_allowed writes it). */
+static const char *action_names(const json_t *actions, char *out, size_t n)
+{
+    size_t i, len = 0;
+    json_t *a;
+    out[0] = '\0';
+    json_array_foreach(actions, i, a)
+        len += (size_t)snprintf(out + len, n - len, "%s%s", len ? ", " : "",
+                                json_string_value(json_object_get(a, "action")));
+    return out;
+}
+
+/* The actions of GET /api/v1/cases/{id}: for every state and role, exactly
+ * the table's (unlink only on a linked duplicate), each with its name and
+ * fields; none for a case the principal cannot see. */
+TEST(test_actions)
+{
+    for (size_t i = 0; i < case_transition_count; i++) /* every action has its name and fields */
+        CHECK(case_action_info(case_transitions[i].action) && case_action_info(case_transitions[i].action)->name[0]);
+    CHECK(case_action_info("fly") == NULL);
+    CHECK_INT(case_action_field(case_action_info("extend"), "hours"), 2);
+    CHECK_INT(case_action_field(case_action_info("check"), "note"), 1);
+    CHECK_INT(case_action_field(case_action_info("dispatch"), "note"), 0);
+    cases *c = open_city();
+    static const enum role roles[] = {ROLE_ADMIN, ROLE_OPERATOR, ROLE_DEPT,    ROLE_GRID,
+                                      ROLE_VIEWER, ROLE_HOTLINE,  ROLE_CITIZEN};
+    int compared = 0;
+    for (int s = 0; s < CASE_STATUS_COUNT; s++) {
+        char id[CASE_ID_MAX];
+        drive(c, (enum case_status)s, id, 113.0 + s * 0.01);
+        for (size_t r = 0; r < sizeof roles / sizeof roles[0]; r++) {
+            struct principal p = who(roles[r], roles[r] == ROLE_DEPT ? "A" : NULL);
+            json_t *got = NULL;
+            cb_error err;
+            if (cases_get(c, &p, id, now_ms, &got, &err) != 0)
+                continue; /* dept A before dispatch: test_department_scope */
+            char want[256], have[256];
+            case_actions_allowed((enum case_status)s, (int)roles[r], want, sizeof want);
+            char *unlink = strstr(want, "unlink"); /* not a duplicate */
+            if (unlink)
+                *(unlink > want ? unlink - 2 : unlink) = '\0';
+            CHECK_STR(action_names(json_object_get(got, "actions"), have, sizeof have), want);
+            json_decref(got);
+            compared++;
+        }
+    }
+    CHECK_INT(compared, CASE_STATUS_COUNT * 6 + 9); /* dept A sees the 9 states from dispatched on */
+
+    char id[CASE_ID_MAX];
+    json_t *got = NULL, *a;
+    cb_error err;
+    struct principal op = who(ROLE_OPERATOR, NULL), dept = who(ROLE_DEPT, "A"), other = who(ROLE_DEPT, "B"),
+                     viewer = who(ROLE_VIEWER, NULL), far = who(ROLE_GRID, "410803");
+    drive(c, CASE_FILED, id, 114.1);
+    CHECK_INT(cases_get(c, &op, id, now_ms, &got, &err), 0);
+    a = json_array_get(json_object_get(got, "actions"), 0);
+    CHECK_STR(json_string_value(json_object_get(a, "action")), "dispatch");
+    CHECK_STR(json_string_value(json_object_get(a, "name")), "派遣");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(a, "needs"), 0)), "department");
+    CHECK_INT(json_array_size(json_object_get(a, "required")), 0);
+    json_decref(got);
+    drive(c, CASE_DISPATCHED, id, 114.2);
+    CHECK_INT(cases_get(c, &dept, id, now_ms, &got, &err), 0);
+    a = json_object_get(got, "actions");
+    CHECK_INT(json_array_size(a), 2);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(a, 0), "action")), "start");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(a, 1), "action")), "return");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(a, 1), "name")), "回退");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(json_array_get(a, 1), "required"), 0)), "reason");
+    json_decref(got);
+    CHECK_INT(cases_get(c, &other, id, now_ms, &got, &err), CB_ENOT_FOUND); /* another department's case */
+    CHECK_INT(cases_get(c, &viewer, id, now_ms, &got, &err), 0);
+    CHECK_INT(json_array_size(json_object_get(got, "actions")), 0);
+    json_decref(got);
+    drive(c, CASE_HANDLED, id, 114.3); /* a grid worker outside the case's area may not check it */
+    CHECK_INT(cases_get(c, &far, id, now_ms, &got, &err), 0);
+    CHECK_INT(json_array_size(json_object_get(got, "actions")), 0);
+    json_decref(got);
+    close_city(c);
+}
+
 TEST(test_forbidden_transitions)
 {
     cases *c = open_city();
@@ -926,7 +1007,7 @@ TEST(test_categories)
     close_city(c);
 }
 
-TEST_MAIN(test_table_shape, test_every_transition_every_role, test_forbidden_transitions, test_department_scope,
+TEST_MAIN(test_table_shape, test_every_transition_every_role, test_actions, test_forbidden_transitions, test_department_scope,
           test_masking, test_routing_specificity, test_duplicates, test_deadlines_and_supervision,
           test_yellow_in_working_time, test_supervision_thread,
           test_rework_and_rating, test_follow_token_rating, test_returned_and_redispatched, test_alarm_hook, test_intake_validation,

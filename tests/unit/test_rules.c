@@ -7,10 +7,9 @@
 #include "entity/entity.h"
 #include "rules/rules.h"
 #include "test.h"
+#include "test_city.h"
 
-#include <ftw.h>
 #include <math.h>
-#include <sys/stat.h>
 
 /* D1 is [113.0, 113.1] × [35.0, 35.1], D2 east of it. */
 static const char squares[] =
@@ -21,26 +20,14 @@ static const char squares[] =
     "\"coordinates\":[[[113.1,35.0],[113.2,35.0],[113.2,35.1],[113.1,35.1],[113.1,35.0]]]}}]}";
 
 struct city {
-    char dir[64];
-    struct cb_config cfg;
-    db *db, *rdb;
-    region_store *rs;
-    dict *names;
-    state *st;
-    entities *ents;
+    struct test_city base;
     rules *r;
 };
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 static int open_rules(struct city *c)
 {
     cb_error err;
-    int rc = rules_open(&c->cfg, c->ents, NULL, &c->r, &err);
+    int rc = rules_open(&c->base.cfg, c->base.ents, NULL, &c->r, &err);
     if (rc != 0)
         fprintf(stderr, "  rules_open: %s\n", err.message);
     return rc;
@@ -51,24 +38,15 @@ static int city_open(struct city *c)
     cb_error err;
     struct region_import_opts o = {.level = REGION_DISTRICT};
     size_t cells = 0;
-    test_make_dir(c->dir);
-    config_defaults(&c->cfg);
-    snprintf(c->cfg.data_dir, sizeof c->cfg.data_dir, "%s", c->dir);
-    int rc = db_open(c->dir, &c->db, &err);
+    test_make_dir(c->base.dir);
+    test_city_config(&c->base);
+    int rc = test_city_open_store(&c->base, &err);
     if (rc == 0)
-        rc = db_open(c->dir, &c->rdb, &err);
+        rc = region_store_import(c->base.rs, squares, strlen(squares), &o, NULL, &err);
     if (rc == 0)
-        rc = region_store_open(c->rdb, &c->rs, &err);
+        rc = region_store_grid(c->base.rs, NULL, 2000, &cells, &err);
     if (rc == 0)
-        rc = region_store_import(c->rs, squares, strlen(squares), &o, NULL, &err);
-    if (rc == 0)
-        rc = region_store_grid(c->rs, NULL, 2000, &cells, &err);
-    if (rc == 0)
-        rc = dict_open(c->dir, &c->names, &err);
-    if (rc == 0)
-        rc = state_create(&c->st, &err);
-    if (rc == 0)
-        rc = entities_open(c->db, c->st, c->names, c->rs, &c->ents, &err);
+        rc = test_city_open_entities(&c->base, &err);
     if (rc != 0)
         fprintf(stderr, "  opening the city: %s\n", err.message);
     if (rc == 0)
@@ -80,13 +58,8 @@ static int city_open(struct city *c)
 static void city_close(struct city *c)
 {
     rules_close(c->r);
-    entities_close(c->ents);
-    state_destroy(c->st);
-    dict_close(c->names);
-    region_store_close(c->rs);
-    db_close(c->rdb);
-    db_close(c->db);
-    nftw(c->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_city_close(&c->base);
+    test_remove_tree(c->base.dir);
 }
 
 static void entity(struct city *c, const char *id, const char *type, double lon, double lat)
@@ -96,7 +69,7 @@ static void entity(struct city *c, const char *id, const char *type, double lon,
              lon, lat);
     json_t *in = json_loads(text, 0, NULL), *out = NULL;
     cb_error err;
-    int rc = entity_create(c->ents, in, "", &out, &err);
+    int rc = entity_create(c->base.ents, in, "", &out, &err);
     if (rc != 0)
         fprintf(stderr, "  entity_create %s: %s\n", id, err.message);
     CHECK_INT(rc, 0);
@@ -107,26 +80,26 @@ static void entity(struct city *c, const char *id, const char *type, double lon,
 /* Applies one reading to the state and the rules, as ingest's writer does. */
 static void feed(struct city *c, const struct batch_item *it)
 {
-    state_wrlock(c->st);
+    state_wrlock(c->base.st);
     if (it->kind == BATCH_LOC) {
         uint32_t d, g;
-        region_store_locate(c->rs, it->num, it->lat, &d, &g);
-        state_move(c->st, it->entity, it->ts_ms, it->num, it->lat, d, g);
+        region_store_locate(c->base.rs, it->num, it->lat, &d, &g);
+        state_move(c->base.st, it->entity, it->ts_ms, it->num, it->lat, d, g);
     } else {
-        state_set_value(c->st, it->entity, it->attr, it->kind == BATCH_BOOL ? STATE_BOOL : STATE_NUM, it->ts_ms, it->num,
+        state_set_value(c->base.st, it->entity, it->attr, it->kind == BATCH_BOOL ? STATE_BOOL : STATE_NUM, it->ts_ms, it->num,
                         NULL, 0);
     }
-    rules_applied(c->r, it, state_get(c->st, it->entity), 0);
-    state_unlock(c->st);
+    rules_applied(c->r, it, state_get(c->base.st, it->entity), 0);
+    state_unlock(c->base.st);
 }
 
 static void num(struct city *c, const char *id, const char *attr, int64_t ts, double v)
 {
     uint16_t a = 0;
-    CHECK_INT(dict_id(c->names, DICT_ATTR, attr, 1, &a, "attr", NULL), 0);
-    state_rdlock(c->st);
-    uint32_t no = state_find(c->st, id);
-    state_unlock(c->st);
+    CHECK_INT(dict_id(c->base.names, DICT_ATTR, attr, 1, &a, "attr", NULL), 0);
+    state_rdlock(c->base.st);
+    uint32_t no = state_find(c->base.st, id);
+    state_unlock(c->base.st);
     CHECK(no != STATE_NONE);
     struct batch_item it = {.entity = no, .attr = a, .kind = BATCH_NUM, .ts_ms = ts, .num = v};
     feed(c, &it);
@@ -134,9 +107,9 @@ static void num(struct city *c, const char *id, const char *attr, int64_t ts, do
 
 static void loc(struct city *c, const char *id, int64_t ts, double lon, double lat)
 {
-    state_rdlock(c->st);
-    uint32_t no = state_find(c->st, id);
-    state_unlock(c->st);
+    state_rdlock(c->base.st);
+    uint32_t no = state_find(c->base.st, id);
+    state_unlock(c->base.st);
     struct batch_item it = {.entity = no, .kind = BATCH_LOC, .ts_ms = ts, .num = lon, .lat = lat};
     feed(c, &it);
 }
@@ -191,6 +164,19 @@ static const char *field_of(const json_t *list, size_t i, const char *name)
 
 /* --- tests --- */
 
+/* The start of most tests: the city, one rule and one entity (id, type) at
+ * 113.05, 35.05 in D1; *t is now. Non-zero: the city did not open (checked),
+ * the test is over. */
+static int city_start(struct city *c, const char *rule_text, const char *id, const char *type, int64_t *t)
+{
+    if (city_open(c) != 0)
+        return -1;
+    rule(c, rule_text);
+    entity(c, id, type, 113.05, 35.05);
+    *t = clock_now_ms();
+    return 0;
+}
+
 static void expect_error(struct city *c, const char *text, int code, const char *field)
 {
     cb_error err;
@@ -242,12 +228,10 @@ TEST(test_validation)
 TEST(test_threshold_hysteresis)
 {
     struct city c = {0};
-    if (city_open(&c) != 0)
+    int64_t t;
+    if (city_start(&c, WATER "}", "w1", "WaterLevelSensor", &t) != 0)
         return;
-    rule(&c, WATER "}");
-    entity(&c, "w1", "WaterLevelSensor", 113.05, 35.05);
     entity(&c, "a1", "AirQualityObserved", 113.05, 35.05); /* another type: not in scope */
-    int64_t t = clock_now_ms();
     num(&c, "a1", "level_m", t, 9);
     num(&c, "w1", "level_m", t, 3.1);
     CHECK_INT(count(&c, "water", NULL), 0);
@@ -273,12 +257,10 @@ TEST(test_threshold_hysteresis)
 TEST(test_for_s_and_out_of_order)
 {
     struct city c = {0};
-    if (city_open(&c) != 0)
+    int64_t t;
+    if (city_start(&c, "{\"id\":\"tilt\",\"name\":\"井盖倾斜\",\"kind\":\"threshold\",\"attr\":\"tilt_deg\",\"op\":\">=\",\"value\":15,"
+             "\"for_s\":60,\"severity\":\"major\",\"category\":\"市政\"}", "m1", "ManholeCover", &t) != 0)
         return;
-    rule(&c, "{\"id\":\"tilt\",\"name\":\"井盖倾斜\",\"kind\":\"threshold\",\"attr\":\"tilt_deg\",\"op\":\">=\",\"value\":15,"
-             "\"for_s\":60,\"severity\":\"major\",\"category\":\"市政\"}");
-    entity(&c, "m1", "ManholeCover", 113.05, 35.05);
-    int64_t t = clock_now_ms();
     num(&c, "m1", "tilt_deg", t, 20);
     num(&c, "m1", "tilt_deg", t + 30000, 25);
     CHECK_INT(count(&c, "tilt", NULL), 0);
@@ -303,12 +285,10 @@ TEST(test_for_s_and_out_of_order)
 TEST(test_rate)
 {
     struct city c = {0};
-    if (city_open(&c) != 0)
+    int64_t t;
+    if (city_start(&c, "{\"id\":\"drop\",\"name\":\"压力骤降\",\"kind\":\"rate\",\"attr\":\"pressure_mpa\",\"change_pct\":-30,"
+             "\"window_s\":600,\"severity\":\"major\",\"category\":\"供水\"}", "p1", "PipePressure", &t) != 0)
         return;
-    rule(&c, "{\"id\":\"drop\",\"name\":\"压力骤降\",\"kind\":\"rate\",\"attr\":\"pressure_mpa\",\"change_pct\":-30,"
-             "\"window_s\":600,\"severity\":\"major\",\"category\":\"供水\"}");
-    entity(&c, "p1", "PipePressure", 113.05, 35.05);
-    int64_t t = clock_now_ms();
     num(&c, "p1", "pressure_mpa", t, 0.40);
     num(&c, "p1", "pressure_mpa", t + 60000, 0.42);
     num(&c, "p1", "pressure_mpa", t + 120000, 0.30); /* -28.6 % from the max 0.42 */
@@ -332,13 +312,11 @@ TEST(test_rate)
 TEST(test_nodata)
 {
     struct city c = {0};
-    if (city_open(&c) != 0)
+    int64_t t;
+    if (city_start(&c, "{\"id\":\"offline\",\"name\":\"设备离线\",\"kind\":\"nodata\",\"seconds\":5,\"scope\":{\"type\":\"WaterLevelSensor\"},"
+             "\"severity\":\"minor\",\"category\":\"运维\"}", "w1", "WaterLevelSensor", &t) != 0)
         return;
-    rule(&c, "{\"id\":\"offline\",\"name\":\"设备离线\",\"kind\":\"nodata\",\"seconds\":5,\"scope\":{\"type\":\"WaterLevelSensor\"},"
-             "\"severity\":\"minor\",\"category\":\"运维\"}");
-    entity(&c, "w1", "WaterLevelSensor", 113.05, 35.05);
     entity(&c, "w2", "WaterLevelSensor", 113.05, 35.05); /* never reports: not offline */
-    int64_t t = clock_now_ms();
     num(&c, "w1", "level_m", t, 1);
     rules_tick(c.r, t + 4000);
     CHECK_INT(count(&c, "offline", NULL), 0);
@@ -430,11 +408,9 @@ TEST(test_region_count)
 TEST(test_dedup_window)
 {
     struct city c = {0};
-    if (city_open(&c) != 0)
+    int64_t t;
+    if (city_start(&c, WATER ",\"dedup_s\":300}", "w1", "WaterLevelSensor", &t) != 0)
         return;
-    rule(&c, WATER ",\"dedup_s\":300}");
-    entity(&c, "w1", "WaterLevelSensor", 113.05, 35.05);
-    int64_t t = clock_now_ms();
     num(&c, "w1", "level_m", t, 3.4);
     num(&c, "w1", "level_m", t + 1000, 2.0);
     num(&c, "w1", "level_m", t + 2000, 3.4); /* flapping within 300 s of the clear: suppressed */
@@ -447,12 +423,10 @@ TEST(test_dedup_window)
 TEST(test_maintenance)
 {
     struct city c = {0};
-    if (city_open(&c) != 0)
+    int64_t t;
+    if (city_start(&c, WATER "}", "w1", "WaterLevelSensor", &t) != 0)
         return;
-    rule(&c, WATER "}");
-    entity(&c, "w1", "WaterLevelSensor", 113.05, 35.05);
     entity(&c, "w2", "WaterLevelSensor", 113.15, 35.05);
-    int64_t t = clock_now_ms();
     char text[256];
     snprintf(text, sizeof text, "{\"district\":\"D1\",\"from\":%lld,\"to\":%lld,\"reason\":\"泵站检修\"}", (long long)t,
              (long long)(t + 60000));
@@ -520,11 +494,9 @@ TEST(test_case_hook)
 TEST(test_restart_keeps_alarms)
 {
     struct city c = {0};
-    if (city_open(&c) != 0)
+    int64_t t;
+    if (city_start(&c, WATER "}", "w1", "WaterLevelSensor", &t) != 0)
         return;
-    rule(&c, WATER "}");
-    entity(&c, "w1", "WaterLevelSensor", 113.05, 35.05);
-    int64_t t = clock_now_ms();
     num(&c, "w1", "level_m", t, 3.4);
     rules_close(c.r);
     c.r = NULL;
@@ -553,7 +525,7 @@ static long long alarm_seq(struct city *c)
 {
     sqlite3_stmt *st = NULL;
     long long seq = -1;
-    if (sqlite3_prepare_v2(db_sqlite(c->db), "SELECT seq FROM sqlite_sequence WHERE name = 'alarm'", -1, &st, NULL) ==
+    if (sqlite3_prepare_v2(db_sqlite(c->base.db), "SELECT seq FROM sqlite_sequence WHERE name = 'alarm'", -1, &st, NULL) ==
             SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         seq = sqlite3_column_int64(st, 0);
@@ -569,11 +541,9 @@ static long long alarm_seq(struct city *c)
 TEST(test_alarm_numbers)
 {
     struct city c = {0};
-    if (city_open(&c) != 0)
+    int64_t t;
+    if (city_start(&c, WATER "}", "w1", "WaterLevelSensor", &t) != 0)
         return;
-    rule(&c, WATER "}");
-    entity(&c, "w1", "WaterLevelSensor", 113.05, 35.05);
-    int64_t t = clock_now_ms();
     num(&c, "w1", "level_m", t, 3.4);
     num(&c, "w1", "level_m", t + 1, 3.5); /* still raised: nothing */
     num(&c, "w1", "level_m", t + 2, 1.0);
@@ -584,7 +554,7 @@ TEST(test_alarm_numbers)
     rules_close(c.r);
     c.r = NULL;
     CHECK_INT(alarm_seq(&c), 2); /* handed back */
-    CHECK_INT(sqlite3_exec(db_sqlite(c.db), "UPDATE sqlite_sequence SET seq = 5000 WHERE name = 'alarm'", NULL, NULL,
+    CHECK_INT(sqlite3_exec(db_sqlite(c.base.db), "UPDATE sqlite_sequence SET seq = 5000 WHERE name = 'alarm'", NULL, NULL,
                            NULL), SQLITE_OK); /* as a kill -9 leaves it */
     if (open_rules(&c) != 0)
         return;
@@ -599,13 +569,11 @@ TEST(test_alarm_numbers)
 TEST(test_acknowledge_clear_and_lists)
 {
     struct city c = {0};
-    if (city_open(&c) != 0)
+    int64_t t;
+    if (city_start(&c, WATER "}", "w1", "WaterLevelSensor", &t) != 0)
         return;
-    rule(&c, WATER "}");
-    entity(&c, "w1", "WaterLevelSensor", 113.05, 35.05);
     entity(&c, "w2", "WaterLevelSensor", 113.15, 35.05);
     entity(&c, "w3", "WaterLevelSensor", 113.15, 35.06);
-    int64_t t = clock_now_ms();
     num(&c, "w1", "level_m", t, 3.4);
     num(&c, "w2", "level_m", t, 3.4);
     num(&c, "w3", "level_m", t, 3.4);

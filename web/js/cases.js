@@ -46,7 +46,7 @@ async function main() {
   let cursor = null;
 
   const detail = createDetail(document.getElementById("detail"), {
-    role: who.role, departments: departments.departments, map, onChanged: () => load(),
+    departments: departments.departments, map, onChanged: () => load(),
   });
   const pick = (id) => {
     for (const tr of tbody.children)
