@@ -110,6 +110,12 @@ test("the operator page takes the case to closure and shows a refused action's e
 
   await page.reload();
   await page.waitForSelector(`#detail[data-case="${id}"]`);
+  // the buttons are the server's "actions" for this key, in its words
+  const { actions } = (await server.request("GET", `/api/v1/cases/${id}`, { key: adminKey })).json;
+  assert.deepEqual(actions.map((a) => a.action), ["file", "reject"]);
+  assert.deepEqual(await page.locator("form.action").evaluateAll((forms) =>
+    forms.map((f) => [f.dataset.action, f.querySelector("button").textContent, f.querySelector("[name=note]")?.required])),
+  [["file", "立案", undefined], ["reject", "不予受理/作废", true]]);
   let status = await act(page, "file");
   if (status === "filed")
     status = await act(page, "dispatch");

@@ -424,19 +424,17 @@ TEST(test_department_scope)
 
 TEST(test_masking)
 {
-    char out[64];
-    cases_mask_name("张三丰", out, sizeof out);
-    CHECK_STR(out, "张**");
-    cases_mask_name("李", out, sizeof out);
-    CHECK_STR(out, "李*");
-    cases_mask_name("Alice", out, sizeof out);
-    CHECK_STR(out, "A****");
-    cases_mask_name("", out, sizeof out);
-    CHECK_STR(out, "");
-    cases_mask_phone("13812345678", out, sizeof out);
-    CHECK_STR(out, "138****5678");
-    cases_mask_phone("12345", out, sizeof out);
-    CHECK_STR(out, "****");
+    static const struct {
+        void (*mask)(const char *, char *, size_t);
+        const char *in, *want;
+    } masks[] = {{cases_mask_name, "张三丰", "张**"},          {cases_mask_name, "李", "李*"},
+                 {cases_mask_name, "Alice", "A****"},         {cases_mask_name, "", ""},
+                 {cases_mask_phone, "13812345678", "138****5678"}, {cases_mask_phone, "12345", "****"}};
+    for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
+        char out[64];
+        masks[i].mask(masks[i].in, out, sizeof out);
+        CHECK_STR(out, masks[i].want);
+    }
     cases *c = open_city();
     char id[CASE_ID_MAX];
     json_decref(report(c, "hotline", "01002", 113.1, 35.2, "410802", NULL, id));

@@ -25,6 +25,19 @@ static events *open_ring(long long n, long long bytes)
     return ev;
 }
 
+/* A fresh dir and a ring in it; close_ring closes both. */
+static events *new_ring(long long n, long long bytes)
+{
+    test_make_dir(dir);
+    return open_ring(n, bytes);
+}
+
+static void close_ring(events *ev)
+{
+    events_close(ev);
+    test_remove_dir(dir);
+}
+
 static uint64_t pub(events *ev, const char *kind, const char *type, const char *district, const char *dep, int n)
 {
     struct event_scope sc = {district, dep};
@@ -52,6 +65,13 @@ static event_sub *sub(events *ev, const char *kinds, const char *district, const
     return s;
 }
 
+/* Reads the frames s has now into out, emptied first; returns how many. */
+static int read_new(events *ev, event_sub *s, buf *out)
+{
+    out->len = 0;
+    return events_sse_read(ev, s, out, 1 << 20);
+}
+
 static int count_of(const char *text, const char *needle)
 {
     int n = 0;
@@ -62,9 +82,8 @@ static int count_of(const char *text, const char *needle)
 
 TEST(test_ids_monotonic_and_above_the_clock)
 {
-    test_make_dir(dir);
     uint64_t before = (uint64_t)clock_now_ms() * 1000;
-    events *ev = open_ring(100, 1 << 20);
+    events *ev = new_ring(100, 1 << 20);
     CHECK(ev != NULL);
     uint64_t a = pub(ev, "alarm", "alarm.raised", "410802", "CGJ", 1);
     uint64_t b = pub(ev, "case", "case.created", "410802", "CGJ", 2);
@@ -77,21 +96,19 @@ TEST(test_ids_monotonic_and_above_the_clock)
     ev = open_ring(100, 1 << 20);
     uint64_t c = pub(ev, "kpi", "kpi.tick", NULL, NULL, 3);
     CHECK(c > b);
-    events_close(ev);
-    test_remove_dir(dir);
+    close_ring(ev);
 }
 
 TEST(test_frames_and_resume_after_last_id)
 {
-    test_make_dir(dir);
-    events *ev = open_ring(100, 1 << 20);
+    events *ev = new_ring(100, 1 << 20);
     int wakes = 0;
     uint64_t first = pub(ev, "alarm", "alarm.raised", "410802", "CGJ", 1);
     pub(ev, "alarm", "alarm.cleared", "410802", "CGJ", 2);
     pub(ev, "case", "case.created", "410803", "JTJ", 3);
     event_sub *s = sub(ev, NULL, NULL, NULL, first, &wakes);
     buf out = BUF_INIT;
-    CHECK_INT(events_sse_read(ev, s, &out, 1 << 20), 2);
+    CHECK_INT(read_new(ev, s, &out), 2);
     char want[256];
     snprintf(want, sizeof want, "id: %llu\nevent: alarm.cleared\ndata: {\"id\":%llu,\"kind\":\"alarm\",",
              (unsigned long long)first + 1, (unsigned long long)first + 1);
@@ -101,23 +118,20 @@ TEST(test_frames_and_resume_after_last_id)
     CHECK(strstr(out.data, "\"district\":\"410803\",\"department\":\"JTJ\"") != NULL);
     CHECK_INT(count_of(out.data, "\n\n"), 2);
     /* nothing new: 0, and the next matching publish wakes it once */
-    out.len = 0;
-    CHECK_INT(events_sse_read(ev, s, &out, 1 << 20), 0);
+    CHECK_INT(read_new(ev, s, &out), 0);
     CHECK_INT(wakes, 0);
     pub(ev, "kpi", "kpi.tick", NULL, NULL, 4);
     pub(ev, "kpi", "kpi.tick", NULL, NULL, 5);
     CHECK_INT(wakes, 1);
-    CHECK_INT(events_sse_read(ev, s, &out, 1 << 20), 2);
+    CHECK_INT(read_new(ev, s, &out), 2);
     buf_free(&out);
     events_unsubscribe(ev, s);
-    events_close(ev);
-    test_remove_dir(dir);
+    close_ring(ev);
 }
 
 TEST(test_filters)
 {
-    test_make_dir(dir);
-    events *ev = open_ring(100, 1 << 20);
+    events *ev = new_ring(100, 1 << 20);
     int w1 = 0, w2 = 0, w3 = 0;
     event_sub *alarms = sub(ev, "alarm,supervision", NULL, NULL, 0, &w1);
     event_sub *district = sub(ev, NULL, "410802", NULL, 0, &w2);
@@ -133,26 +147,22 @@ TEST(test_filters)
     pub(ev, "supervision", "supervision.red", "410803", "CGJ", 4);
     pub(ev, "kpi", "kpi.tick", NULL, NULL, 5);
     buf out = BUF_INIT;
-    CHECK_INT(events_sse_read(ev, alarms, &out, 1 << 20), 2);
+    CHECK_INT(read_new(ev, alarms, &out), 2);
     CHECK(strstr(out.data, "alarm.raised") && strstr(out.data, "supervision.red") && !strstr(out.data, "case."));
-    out.len = 0;
-    CHECK_INT(events_sse_read(ev, district, &out, 1 << 20), 2);
+    CHECK_INT(read_new(ev, district, &out), 2);
     CHECK(strstr(out.data, "\"n\":1") && strstr(out.data, "\"n\":2") && !strstr(out.data, "kpi"));
-    out.len = 0;
-    CHECK_INT(events_sse_read(ev, dept, &out, 1 << 20), 1);
+    CHECK_INT(read_new(ev, dept, &out), 1);
     CHECK(strstr(out.data, "\"n\":2") != NULL);
     buf_free(&out);
     events_unsubscribe(ev, alarms);
     events_unsubscribe(ev, district);
     events_unsubscribe(ev, dept);
-    events_close(ev);
-    test_remove_dir(dir);
+    close_ring(ev);
 }
 
 TEST(test_wraparound_and_gap)
 {
-    test_make_dir(dir);
-    events *ev = open_ring(16, 1 << 20);
+    events *ev = new_ring(16, 1 << 20);
     int wakes = 0;
     uint64_t first = pub(ev, "alarm", "alarm.raised", NULL, NULL, 0);
     for (int i = 1; i < 40; i++)
@@ -160,7 +170,7 @@ TEST(test_wraparound_and_gap)
     /* ids first..first+39; the ring holds the last 16: first+24.. */
     event_sub *s = sub(ev, NULL, NULL, NULL, first + 2, &wakes);
     buf out = BUF_INIT;
-    CHECK_INT(events_sse_read(ev, s, &out, 1 << 20), 17);
+    CHECK_INT(read_new(ev, s, &out), 17);
     char want[128];
     snprintf(want, sizeof want, "event: gap\ndata: {\"from\":%llu,\"to\":%llu}\n\n", (unsigned long long)first + 3,
              (unsigned long long)first + 24);
@@ -170,19 +180,16 @@ TEST(test_wraparound_and_gap)
     /* a reader that falls behind while connected gets a gap too */
     for (int i = 40; i < 60; i++)
         pub(ev, "alarm", "alarm.raised", NULL, NULL, i);
-    out.len = 0;
-    CHECK_INT(events_sse_read(ev, s, &out, 1 << 20), 17);
+    CHECK_INT(read_new(ev, s, &out), 17);
     snprintf(want, sizeof want, "{\"from\":%llu,\"to\":%llu}", (unsigned long long)first + 40,
              (unsigned long long)first + 44);
     CHECK(strstr(out.data, want) != NULL);
     /* a position still in the ring has no gap; one beyond the newest starts live */
     event_sub *in = sub(ev, NULL, NULL, NULL, first + 50, &wakes);
     event_sub *future = sub(ev, NULL, NULL, NULL, first + 1000, &wakes);
-    out.len = 0;
-    CHECK_INT(events_sse_read(ev, in, &out, 1 << 20), 9);
+    CHECK_INT(read_new(ev, in, &out), 9);
     CHECK(strstr(out.data, "gap") == NULL);
-    out.len = 0;
-    CHECK_INT(events_sse_read(ev, future, &out, 1 << 20), 0);
+    CHECK_INT(read_new(ev, future, &out), 0);
     /* max limits one read; the rest comes on the next */
     event_sub *slow = sub(ev, NULL, NULL, NULL, first + 50, &wakes);
     out.len = 0;
@@ -193,8 +200,7 @@ TEST(test_wraparound_and_gap)
     events_unsubscribe(ev, in);
     events_unsubscribe(ev, future);
     events_unsubscribe(ev, slow);
-    events_close(ev);
-    test_remove_dir(dir);
+    close_ring(ev);
 }
 
 static long long metric(events *ev, const char *name)
@@ -213,8 +219,7 @@ static long long metric(events *ev, const char *name)
 
 TEST(test_byte_bound)
 {
-    test_make_dir(dir);
-    events *ev = open_ring(10000, 64 * 1024);
+    events *ev = new_ring(10000, 64 * 1024);
     char big[4000];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
@@ -225,14 +230,12 @@ TEST(test_byte_bound)
     CHECK(held >= 14 && held <= 16); /* 64 KB / ~4.1 KB */
     CHECK(bytes <= 64 * 1024 && bytes > 60 * 1024);
     CHECK_INT(metric(ev, "citybrain_events_last_id"), (long long)events_last_id(ev));
-    events_close(ev);
-    test_remove_dir(dir);
+    close_ring(ev);
 }
 
 TEST(test_max_streams)
 {
-    test_make_dir(dir);
-    events *ev = open_ring(100, 1 << 20);
+    events *ev = new_ring(100, 1 << 20);
     struct event_filter f;
     memset(&f, 0, sizeof f);
     int wakes = 0;
@@ -248,14 +251,12 @@ TEST(test_max_streams)
     events_unsubscribe(ev, b);
     events_unsubscribe(ev, c);
     events_unsubscribe(ev, other);
-    events_close(ev);
-    test_remove_dir(dir);
+    close_ring(ev);
 }
 
 TEST(test_webhook_store)
 {
-    test_make_dir(dir);
-    events *ev = open_ring(100, 1 << 20);
+    events *ev = new_ring(100, 1 << 20);
     cb_error err;
     json_t *out = NULL;
     CHECK_INT(events_webhook_create(ev, "ftp://x/y", NULL, 0, &out, &err), CB_EINVALID_FIELD);
@@ -285,8 +286,7 @@ TEST(test_webhook_store)
     CHECK_INT(events_webhook_list(ev, &out, &err), 0);
     CHECK_INT(json_array_size(json_object_get(out, "webhooks")), 0);
     json_decref(out);
-    events_close(ev);
-    test_remove_dir(dir);
+    close_ring(ev);
 }
 
 TEST_MAIN(test_ids_monotonic_and_above_the_clock, test_frames_and_resume_after_last_id, test_filters,
