@@ -37,23 +37,7 @@ $CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -pthread -o build/bench/
 LOADGEN=build/bench/loadgen
 PROBE="python3 bench/alarm_probe.py"
 
-TMP=$(mktemp -d /tmp/citybrain-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
-metric() {
-    curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+. bench/lib.sh
 
 DIR=$TMP/data
 mkdir -p "$DIR"
