@@ -16,7 +16,8 @@ static const struct command commands[] = {
     {"key", cmd_key, "create, list and revoke API keys"},
     {"import", cmd_import, "import regions from GeoJSON, or case categories (import categories FILE)"},
     {"regions", cmd_regions, "generate grid cells, list regions"},
-    {"cases", cmd_cases, "the case workflow's transition table (citybrain cases workflow)"},
+    {"cases", cmd_cases, "operate a running server's cases over its API: cases list|show|report|act;\n"
+                         "           cases workflow prints the transition table"},
     {"info", cmd_info, "version, data directory, schema version, key counts"},
     {"config", cmd_config, "print the config reference, check a file, show effective settings"},
     {"routes", cmd_routes, "list the HTTP endpoints and the roles allowed on each"},

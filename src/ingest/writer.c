@@ -96,21 +96,18 @@ static int commit_jobs(writer *w, struct job *jobs, cb_error *err)
     return wal_commit(w->opt.wal, err);
 }
 
+/* Applies the committed jobs, counts them, then tells each submitter — in
+ * that order, so a client that has its answer also sees it in /metrics. */
 static void finish_jobs(writer *w, struct job *jobs, int rc, const cb_error *err)
 {
     uint64_t batches = 0, readings = 0;
-    while (jobs) {
-        struct job *next = jobs->next;
+    for (struct job *j = jobs; j; j = j->next) {
         if (rc == 0) {
-            w->opt.apply(w->opt.ctx, jobs->lsn, jobs->b.data, jobs->b.len);
-            w->last_lsn = jobs->lsn;
+            w->opt.apply(w->opt.ctx, j->lsn, j->b.data, j->b.len);
+            w->last_lsn = j->lsn;
         }
         batches++;
-        readings += jobs->b.count;
-        jobs->done(jobs->arg, rc, err);
-        batch_free(&jobs->b);
-        free(jobs);
-        jobs = next;
+        readings += j->b.count;
     }
     pthread_mutex_lock(&w->lock);
     if (rc == 0) {
@@ -121,6 +118,13 @@ static void finish_jobs(writer *w, struct job *jobs, int rc, const cb_error *err
         w->stats.failed += batches;
     }
     pthread_mutex_unlock(&w->lock);
+    while (jobs) {
+        struct job *next = jobs->next;
+        jobs->done(jobs->arg, rc, err);
+        batch_free(&jobs->b);
+        free(jobs);
+        jobs = next;
+    }
 }
 
 static void checkpoint(writer *w)
