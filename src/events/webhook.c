@@ -233,6 +233,18 @@ static void delivery_free(struct delivery *d)
     free(d);
 }
 
+/* Puts d at the end of the delivery queue (caller holds wh->lock). */
+static void queue_append(struct webhooks *wh, struct delivery *d)
+{
+    d->next = NULL;
+    if (wh->tail)
+        wh->tail->next = d;
+    else
+        wh->head = d;
+    wh->tail = d;
+    wh->queued++;
+}
+
 static void enqueue(events *ev, struct webhook *w, struct event_rec *rec)
 {
     struct webhooks *wh = ev->wh;
@@ -255,12 +267,7 @@ static void enqueue(events *ev, struct webhook *w, struct event_rec *rec)
         wh->queue_dropped++;
         delivery_free(old);
     }
-    if (wh->tail)
-        wh->tail->next = d;
-    else
-        wh->head = d;
-    wh->tail = d;
-    wh->queued++;
+    queue_append(wh, d);
 }
 
 /* Takes the first delivery that is due off the queue; NULL if none, with
@@ -395,12 +402,7 @@ static void deliver(events *ev, struct delivery *d)
             delivery_free(d);
         } else {
             d->due_ms = clock_mono_ms() + 1000LL * (1LL << (d->attempts - 1)); /* 1 s, 2 s, 4 s, ... */
-            if (wh->tail)
-                wh->tail->next = d;
-            else
-                wh->head = d;
-            wh->tail = d;
-            wh->queued++;
+            queue_append(wh, d);
         }
     }
     pthread_mutex_unlock(&wh->lock);

@@ -137,16 +137,24 @@ int http_reply_stream(http_request *req, int status, const char *content_type, h
     return rc;
 }
 
-void http_stream_wake(http_stream *st)
+/* Resumes a sleeping stream, or marks one that is awake so its next read
+ * does not go to sleep (caller holds stream_lock): no wake is lost between
+ * "nothing to send" and the suspend. */
+static void wake_locked(http_stream *st)
 {
-    http_server *s = st->server;
-    pthread_mutex_lock(&s->stream_lock);
     if (st->suspended && !st->finished) {
         st->suspended = 0;
         MHD_resume_connection(st->conn);
     } else {
         st->pending = 1;
     }
+}
+
+void http_stream_wake(http_stream *st)
+{
+    http_server *s = st->server;
+    pthread_mutex_lock(&s->stream_lock);
+    wake_locked(st);
     pthread_mutex_unlock(&s->stream_lock);
 }
 
@@ -163,13 +171,7 @@ void http__streams_end(http_server *s)
 {
     pthread_mutex_lock(&s->stream_lock);
     s->closing = 1;
-    for (http_stream *st = s->streams; st; st = st->next) {
-        if (st->suspended && !st->finished) {
-            st->suspended = 0;
-            MHD_resume_connection(st->conn);
-        } else {
-            st->pending = 1;
-        }
-    }
+    for (http_stream *st = s->streams; st; st = st->next)
+        wake_locked(st);
     pthread_mutex_unlock(&s->stream_lock);
 }

@@ -16,6 +16,7 @@ import unittest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("CITYBRAIN_BIN", os.path.join(REPO, "citybrain"))
+CITY_DIR = os.path.join(REPO, "city")  # the reference data the demo city ships
 
 
 def free_port():
@@ -141,6 +142,14 @@ class ServerTestCase(unittest.TestCase):
 
     def start_server(self, *flags, **kw):
         s = Server(*flags, **kw).start()
+        self._servers = getattr(self, "_servers", []) + [s]
+        self.addCleanup(s.cleanup)
+        return s
+
+    def start_city_server(self, *flags):
+        """A started server on the Jiaozuo map (1 km grid) with the reference
+        data of city/ (categories, departments, routing, calendar)."""
+        s = import_jiaozuo(Server("--city-dir", CITY_DIR, *flags)).start()
         self._servers = getattr(self, "_servers", []) + [s]
         self.addCleanup(s.cleanup)
         return s

@@ -12,9 +12,8 @@ import time
 import unittest
 import urllib.parse
 
-from harness import BIN, REPO, ServerTestCase, cli, import_jiaozuo
+from harness import BIN, ServerTestCase, cli
 
-CITY = os.path.join(REPO, "city")
 JIEFANG = (113.230, 35.230)   # 解放区
 ZHONGZHAN = (113.140, 35.290)  # 中站区
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + bytes(range(256)) * 4
@@ -25,12 +24,7 @@ class CasesTest(ServerTestCase):
     flags = ()
 
     def setUp(self):
-        from harness import Server
-        s = Server("--city-dir", CITY, *self.flags)
-        import_jiaozuo(s)
-        s.start()
-        self._servers = getattr(self, "_servers", []) + [s]
-        self.addCleanup(s.cleanup)
+        s = self.start_city_server(*self.flags)
         self.s = s
         self.admin = s.key("admin")
         self.op = s.key("operator")

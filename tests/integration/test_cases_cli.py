@@ -12,9 +12,8 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BIN, REPO, ServerTestCase, cli, free_port, import_jiaozuo
+from harness import BIN, REPO, ServerTestCase, cli, free_port
 
-CITY = os.path.join(REPO, "city")
 EXAMPLE_ID = "C20261123-000001"
 # what each step of the walk-through leaves the case in
 AFTER = {"report": "dispatched", "start": "in_progress", "handle": "handled", "check": "checked",
@@ -32,12 +31,7 @@ def readme_example():
 
 class CasesCliTest(ServerTestCase):
     def setUp(self):
-        from harness import Server
-        s = Server("--city-dir", CITY)
-        import_jiaozuo(s)
-        s.start()
-        self._servers = getattr(self, "_servers", []) + [s]
-        self.addCleanup(s.cleanup)
+        s = self.start_city_server()
         self.s = s
         self.admin = s.key("admin")
         self.dir = tempfile.mkdtemp(prefix="cb_cli_")
