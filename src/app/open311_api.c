@@ -2,8 +2,8 @@
  * document as .json or .xml by its suffix, errors in the standard's format
  * ([{"code", "description"}] or <errors>), public reads of citizens'
  * reports, POST requests with an api_key that is a citybrain API key of a
- * citizen app (or the operations centre or 12345 acting for a citizen),
- * answered with the request's follow secret (access_token), and the
+ * citizen app (GeoReport's api_key is an application's key; staff report
+ * through /api/v1/cases, never into the public list), answered with the request's follow secret (access_token), and the
  * extension requests/{id}/rating.json through which the citizen who holds
  * that secret rates the closed request. The router matches whole segments,
  * so "services.json" arrives as one {doc} and is split here. */
@@ -167,19 +167,19 @@ static const char *post_param(void *ctx, const char *name)
     return v ? v : http_query(p->req, name);
 }
 
-/* The api_key's principal: a citizen app's key, or the operations centre
- * or 12345 (admin, operator, hotline) acting for a citizen; the case is
- * reported through channel citizen either way. Other roles are refused. */
+/* The api_key's principal: a citizen app's key, and no other. Requests are
+ * public (channel citizen), so a staff key is refused: what a 12345 operator
+ * types about a caller must not reach GET requests. */
 static int check_key(struct app *a, const char *key, struct principal *who, cb_error *err)
 {
     if (!key || !*key)
         return cb_error_set(err, CB_EFORBIDDEN, "api_key", "api_key is required to submit a service request");
     if (strncmp(key, "cbd_", 4) == 0 || apikey_authenticate(a->keys, key, who, err) != 0)
         return cb_error_set(err, CB_EFORBIDDEN, "api_key", "invalid api_key");
-    if (who->role != ROLE_CITIZEN && who->role != ROLE_ADMIN && who->role != ROLE_OPERATOR &&
-        who->role != ROLE_HOTLINE)
+    if (who->role != ROLE_CITIZEN)
         return cb_error_set(err, CB_EFORBIDDEN, "api_key",
-                            "an api_key of role %s may not submit service requests: use a citizen app's key",
+                            "an api_key of role %s may not submit service requests: use a citizen app's key "
+                            "(staff report through POST /api/v1/cases)",
                             role_name(who->role));
     return 0;
 }

@@ -32,6 +32,8 @@ static int stream_produce(void *ctx, buf *out)
 {
     struct stream_client *c = ctx;
     int64_t now = clock_mono_ms();
+    if (!c->sub)
+        return HTTP_STREAM_END; /* the subscription failed and its error reply could not replace us */
     if (!c->greeted) {
         buf_printf(out, "retry: %d\n: citybrain events\n\n", STREAM_RETRY_MS);
         c->greeted = 1;
@@ -121,17 +123,19 @@ int api_stream(http_request *req, void *app)
     c->events = a->events;
     c->keepalive_ms = a->cfg.stream_keepalive * 1000;
     c->last_write_ms = clock_mono_ms();
-    if (events_subscribe(a->events, &f, last_id, 1, stream_wake, c, &c->sub, &err) != 0) {
+    /* The stream first, so c->st is set before the subscription makes c
+     * reachable from other threads (a keepalive beat wakes c->st). */
+    int rc = http_reply_stream(req, 200, "text/event-stream; charset=utf-8", stream_produce, stream_done, c, &c->st);
+    if (rc != 0) {
         free(c);
+        return rc;
+    }
+    if (events_subscribe(a->events, &f, last_id, 1, stream_wake, c, &c->sub, &err) != 0) {
+        /* The error replaces the stream reply, whose free runs stream_done(c). */
         http_reply_error(req, &err);
         return http_reply_header(req, "Retry-After", "5");
     }
-    /* No wake comes before the first produce, which needs c->st set: the
-     * subscriber is not yet waiting. */
-    int rc = http_reply_stream(req, 200, "text/event-stream; charset=utf-8", stream_produce, stream_done, c, &c->st);
-    if (rc != 0)
-        stream_done(c);
-    return rc;
+    return 0;
 }
 
 /* ---- webhooks ---- */

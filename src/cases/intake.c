@@ -61,7 +61,7 @@ static int channel_allowed(const struct principal *who, const char *channel)
     switch (who->role) {
     case ROLE_ADMIN:
     case ROLE_OPERATOR: return 1;
-    case ROLE_HOTLINE: return strcmp(channel, "hotline") == 0 || strcmp(channel, "citizen") == 0;
+    case ROLE_HOTLINE: return strcmp(channel, "hotline") == 0; /* citizen reports are public */
     case ROLE_GRID: return strcmp(channel, "grid") == 0;
     case ROLE_DEPT: return strcmp(channel, "department") == 0;
     case ROLE_CITIZEN: return strcmp(channel, "citizen") == 0;

@@ -72,23 +72,36 @@ int cases__supervision_add(cases *c, const struct cb_case *k, const char *level,
     return rc == SQLITE_DONE ? 0 : cases__step_error(c, rc, "storing a supervision record", err);
 }
 
-static void publish_supervision(cases *c, const struct cb_case *k, const char *level)
+/* The data of a supervision event, queued until the pass commits. */
+static json_t *supervision_json(const struct cb_case *k, const char *level)
 {
-    if (!c->ev)
-        return;
-    char deadline[CLOCK_RFC3339_MAX], type[32];
-    snprintf(type, sizeof type, "supervision.%s", level);
-    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s}", "case", k->id, "step", k->step, "level", level,
-                             "deadline", clock_format_rfc3339(k->deadline, deadline), "department",
-                             k->department[0] ? k->department : NULL, "district", k->district[0] ? k->district : NULL,
-                             "escalated_to", escalation(level));
-    struct event_scope scope = {k->district, k->department};
-    if (data)
-        events_publish(c->ev, "supervision", type, &scope, data);
+    char deadline[CLOCK_RFC3339_MAX];
+    return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s}", "case", k->id, "step", k->step, "level", level,
+                     "deadline", clock_format_rfc3339(k->deadline, deadline), "department",
+                     k->department[0] ? k->department : NULL, "district", k->district[0] ? k->district : NULL,
+                     "escalated_to", escalation(level));
 }
 
-/* Raises `level` on every open case whose timer reached it; returns the count. */
-static int raise_level(cases *c, const char *level, int64_t now, cb_error *err)
+/* Publishes the queued events after the commit, so a subscriber never sees
+ * a supervision that was rolled back; c->mu held. */
+static void publish_supervisions(cases *c, json_t *queued)
+{
+    size_t i;
+    json_t *data;
+    if (!c->ev)
+        return;
+    json_array_foreach(queued, i, data) {
+        char type[32];
+        snprintf(type, sizeof type, "supervision.%s", json_string_value(json_object_get(data, "level")));
+        struct event_scope scope = {json_string_value(json_object_get(data, "district")),
+                                    json_string_value(json_object_get(data, "department"))};
+        events_publish(c->ev, "supervision", type, &scope, json_incref(data));
+    }
+}
+
+/* Raises `level` on every open case whose timer reached it, queueing its
+ * event on queued; returns the count. */
+static int raise_level(cases *c, const char *level, int64_t now, json_t *queued, cb_error *err)
 {
     /* every running timer below the level: working-time limits may turn yellow
      * before 80 % of the natural span, so no cheaper pre-filter is exact */
@@ -125,16 +138,21 @@ static int raise_level(cases *c, const char *level, int64_t now, cb_error *err)
             char set[64];
             snprintf(set, sizeof set, "UPDATE cases SET timer = '%s' WHERE id = ?", level);
             sqlite3_stmt *u = cases__prepare(c, set, err);
-            if (u)
+            if (!u)
+                rc = err ? err->code : CB_EINTERNAL;
+            else {
                 sqlite3_bind_text(u, 1, ids[i], -1, SQLITE_TRANSIENT);
-            rc = u && sqlite3_step(u) == SQLITE_DONE ? 0 : cases__step_error(c, SQLITE_ERROR, "timer", err);
-            cases__finish(c, u);
+                int step = sqlite3_step(u);
+                rc = step == SQLITE_DONE ? 0 : cases__step_error(c, step, "setting the case timer", err);
+                cases__finish(c, u);
+            }
         }
+        if (rc == 0 && json_array_append_new(queued, supervision_json(&k, level)) != 0)
+            rc = cb_error_set(err, CB_ENOMEM, NULL, "supervision event");
         if (rc != 0) {
             free(ids);
             return rc;
         }
-        publish_supervision(c, &k, level);
         raised++;
     }
     free(ids);
@@ -143,15 +161,23 @@ static int raise_level(cases *c, const char *level, int64_t now, cb_error *err)
 
 int cases_supervise(cases *c, int64_t now, cb_error *err)
 {
+    json_t *queued = json_array();
+    if (!queued)
+        return cb_error_set(err, CB_ENOMEM, NULL, "supervision pass");
     pthread_mutex_lock(&c->mu);
-    int rc = db_exec(c->d, "BEGIN IMMEDIATE", err), red = 0, yellow = 0;
-    if (rc == 0)
-        rc = red = raise_level(c, "red", now, err);
-    if (rc >= 0)
-        rc = yellow = raise_level(c, "yellow", now, err);
-    if (rc >= 0 || db_exec(c->d, "ROLLBACK", NULL) != 0)
-        db_exec(c->d, "COMMIT", NULL);
+    int red = 0, yellow = 0, rc = db_exec(c->d, "BEGIN IMMEDIATE", err);
+    if (rc == 0) {
+        rc = red = raise_level(c, "red", now, queued, err);
+        if (rc >= 0)
+            rc = yellow = raise_level(c, "yellow", now, queued, err);
+        int end = db_exec(c->d, rc >= 0 ? "COMMIT" : "ROLLBACK", rc >= 0 ? err : NULL);
+        if (rc >= 0 && end != 0)
+            rc = end;
+        if (rc >= 0)
+            publish_supervisions(c, queued);
+    }
     pthread_mutex_unlock(&c->mu);
+    json_decref(queued);
     return rc < 0 ? rc : red + yellow;
 }
 

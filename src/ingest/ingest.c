@@ -37,7 +37,6 @@ struct ingest {
     series *series;             /* history; borrowed */
     uint64_t apply_lsn;         /* the record being applied (writer thread, or start-up) */
     int apply_state;            /* 0 while replaying records the checkpoint already holds */
-    int replaying;              /* 1 during start-up replay */
     struct ingest_observer obs; /* applied == NULL: none */
 };
 
@@ -736,7 +735,7 @@ static int apply_item(void *arg, const struct batch_item *it)
             return CB_ENOMEM;
     }
     if (in->obs.applied)
-        in->obs.applied(in->obs.ctx, it, state_get(in->st, it->entity), in->replaying);
+        in->obs.applied(in->obs.ctx, it, state_get(in->st, it->entity));
     return 0;
 }
 
@@ -759,10 +758,8 @@ static int replay_record(void *ctx, uint64_t lsn, const void *payload, size_t le
     ingest *in = ctx;
     in->replayed++;
     in->apply_state = lsn > entities_checkpoint_lsn(in->ents); /* older ones rebuild the series head only */
-    in->replaying = 1;
     int rc = apply_record(ctx, lsn, payload, len);
     in->apply_state = 1;
-    in->replaying = 0;
     return rc;
 }
 

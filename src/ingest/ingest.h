@@ -39,11 +39,11 @@ int ingest_open(const struct cb_config *cfg, entities *ents, series *history, in
 
 /* Something that watches readings as they are applied to the state (the
  * rules engine). applied runs on the writer thread, or on the opening thread
- * for readings replayed from the WAL at start-up (replayed = 1), with the
+ * for readings replayed from the WAL at start-up, with the
  * state's write lock held and e the entity after the reading; it must be
  * quick and must not take the state's lock. */
 struct ingest_observer {
-    void (*applied)(void *ctx, const struct batch_item *it, const struct state_entity *e, int replayed);
+    void (*applied)(void *ctx, const struct batch_item *it, const struct state_entity *e);
     /* Optional; called on the writer thread before each checkpoint, so what
      * the observer made of the readings is stored before the WAL drops them. */
     void (*checkpoint)(void *ctx);

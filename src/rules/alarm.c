@@ -632,27 +632,56 @@ static void seed_one(rules *R, struct rule *ru, const char *key, int active, int
         s->clear_ts = cleared_at;
 }
 
-int rules__seed(rules *R, struct rule *only, cb_error *err)
+int rules__seed_read(rules *R, const char *rule, struct seed_row **out, size_t *n, cb_error *err)
 {
     sqlite3_stmt *st = NULL;
+    struct seed_row *rows = NULL;
+    size_t cap = 0;
+    *n = 0;
     pthread_mutex_lock(&R->alock);
     int rc = sqlite3_prepare_v2(db_sqlite(R->adb),
                                 "SELECT rule, entity, state != 'cleared', raised_at, coalesce(cleared_at, raised_at) FROM alarm "
                                 "WHERE id IN (SELECT max(id) FROM alarm WHERE ?1 IS NULL OR rule = ?1 GROUP BY rule, entity)",
                                 -1, &st, NULL);
-    if (rc == SQLITE_OK && only)
-        sqlite3_bind_text(st, 1, only->id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && rule)
+        sqlite3_bind_text(st, 1, rule, -1, SQLITE_STATIC);
     while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-        struct rule *ru = only ? only : rules__find(R, (const char *)sqlite3_column_text(st, 0), NULL);
-        if (ru)
-            seed_one(R, ru, (const char *)sqlite3_column_text(st, 1), sqlite3_column_int(st, 2),
-                     sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4));
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct seed_row *nr = realloc(rows, cap * sizeof *nr);
+            if (!nr) {
+                rc = cb_error_set(err, CB_ENOMEM, NULL, "out of memory");
+                break;
+            }
+            rows = nr;
+        }
+        struct seed_row *r = &rows[(*n)++];
+        snprintf(r->rule, sizeof r->rule, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(r->entity, sizeof r->entity, "%s", (const char *)sqlite3_column_text(st, 1));
+        r->active = sqlite3_column_int(st, 2);
+        r->raised_at = sqlite3_column_int64(st, 3);
+        r->cleared_at = sqlite3_column_int64(st, 4);
     }
-    if (rc != SQLITE_OK)
+    if (rc != SQLITE_OK && rc != CB_ENOMEM)
         rc = db_error(R->adb, rc, "loading alarms", err);
     sqlite3_finalize(st);
     pthread_mutex_unlock(&R->alock);
-    return rc;
+    if (rc != 0) {
+        free(rows);
+        *n = 0;
+        return rc;
+    }
+    *out = rows;
+    return 0;
+}
+
+void rules__seed_apply(rules *R, struct rule *only, const struct seed_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct rule *ru = only ? only : rules__find(R, rows[i].rule, NULL);
+        if (ru)
+            seed_one(R, ru, rows[i].entity, rows[i].active, rows[i].raised_at, rows[i].cleared_at);
+    }
 }
 
 int rules__clear_rule_alarms(rules *R, const char *rule, const char *note)

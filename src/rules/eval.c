@@ -238,10 +238,9 @@ static void eval_list(rules *R, uint64_t key, const struct batch_item *it, const
     }
 }
 
-void rules_applied(void *ctx, const struct batch_item *it, const struct state_entity *e, int replayed)
+void rules_applied(void *ctx, const struct batch_item *it, const struct state_entity *e)
 {
-    rules *R = ctx;
-    (void)replayed; /* replayed readings are evaluated too; see rules.h "Time" */
+    rules *R = ctx; /* replayed readings are evaluated too; see rules.h "Time" */
     if (!e || !e->id)
         return;
     uint16_t attr = it->kind == BATCH_LOC ? 0 : it->attr;

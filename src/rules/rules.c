@@ -6,6 +6,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 
+#include <assert.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -83,8 +84,12 @@ static int load_maintenance(rules *R, cb_error *err)
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
             struct maintenance *nm = realloc(m, cap * sizeof *nm);
-            if (!nm)
-                break;
+            if (!nm) {
+                sqlite3_finalize(st);
+                pthread_mutex_unlock(&R->alock);
+                free(m);
+                return cb_error_set(err, CB_ENOMEM, NULL, "out of memory");
+            }
             m = nm;
         }
         struct maintenance *w = &m[n++];
@@ -124,6 +129,7 @@ int rules_open(const struct cb_config *cfg, entities *ents, events *ev, rules **
     pthread_mutex_init(&R->lock, NULL);
     pthread_mutex_init(&R->qlock, NULL);
     pthread_mutex_init(&R->alock, NULL);
+    pthread_mutex_init(&R->change_lock, NULL);
     pthread_cond_init(&R->qwake, NULL);
     pthread_cond_init(&R->qdone, NULL);
     R->last_tick_ms = clock_now_ms();
@@ -141,15 +147,20 @@ int rules_open(const struct cb_config *cfg, entities *ents, events *ev, rules **
         rc = load_rules(R, err);
     if (rc == 0)
         rc = load_maintenance(R, err);
+    struct seed_row *seed = NULL;
+    size_t nseed = 0;
+    if (rc == 0)
+        rc = rules__seed_read(R, NULL, &seed, &nseed, err);
     if (rc == 0) {
         state_rdlock(R->st);
         pthread_mutex_lock(&R->lock);
         rc = rules__index_rebuild(R);
         if (rc == 0)
-            rc = rules__seed(R, NULL, err);
+            rules__seed_apply(R, NULL, seed, nseed);
         pthread_mutex_unlock(&R->lock);
         state_unlock(R->st);
     }
+    free(seed);
     if (rc == 0)
         rc = rules__thread_start(R, err);
     if (rc != 0) {
@@ -188,6 +199,7 @@ void rules_close(rules *R)
     pthread_mutex_destroy(&R->lock);
     pthread_mutex_destroy(&R->qlock);
     pthread_mutex_destroy(&R->alock);
+    pthread_mutex_destroy(&R->change_lock);
     pthread_cond_destroy(&R->qwake);
     pthread_cond_destroy(&R->qdone);
     free(R);
@@ -250,84 +262,131 @@ static int store_rule(rules *R, const struct rule *ru, int insert, cb_error *err
     return rc;
 }
 
-int rules_create(rules *R, json_t *def, json_t **out, cb_error *err)
+/* Compiles def under the locks the GEOS context and the dictionaries need;
+ * the caller holds change_lock. */
+static int compile_rule(rules *R, json_t *def, const char *id, struct rule **ru, cb_error *err)
 {
-    struct rule *ru = NULL;
     state_rdlock(R->st);
     pthread_mutex_lock(&R->lock);
-    int rc = rules__rule_compile(R, def, NULL, &ru, err);
-    if (rc == 0 && rules__find(R, ru->id, NULL))
-        rc = cb_error_set(err, CB_ECONFLICT, "id", "rule '%s' already exists", ru->id);
+    int rc = id && !rules__find(R, id, NULL) ? cb_error_set(err, CB_ENOT_FOUND, "id", "no rule '%s'", id) : 0;
     if (rc == 0)
-        rc = store_rule(R, ru, 1, err);
-    if (rc == 0 && (rc = add_rule(R, ru)) == 0) {
-        rc = rules__index_rebuild(R);
-        if (rc == 0)
-            rc = rules__seed(R, ru, err); /* alarms of a rule deleted and made again under its id */
-        *out = json_deep_copy(ru->def);
-        ru = NULL;
+        rc = rules__rule_compile(R, def, id, ru, err);
+    if (rc == 0 && !id && rules__find(R, (*ru)->id, NULL))
+        rc = cb_error_set(err, CB_ECONFLICT, "id", "rule '%s' already exists", (*ru)->id);
+    if (rc != 0) {
+        rules__rule_free(R, *ru); /* under R->lock: GEOS objects */
+        *ru = NULL;
     }
     pthread_mutex_unlock(&R->lock);
     state_unlock(R->st);
-    rules__rule_free(R, ru);
+    return rc;
+}
+
+/* Swaps ru in for the rule of its id (old NULL: adds it) and seeds it from
+ * rows; the replaced rule is freed under R->lock (its GEOS objects). On
+ * failure ru is freed. */
+static int install_rule(rules *R, struct rule *ru, int insert, const struct seed_row *rows, size_t nrows,
+                        json_t **out)
+{
+    size_t pos = 0;
+    state_rdlock(R->st);
+    pthread_mutex_lock(&R->lock);
+    struct rule *old = insert ? NULL : rules__find(R, ru->id, &pos);
+    assert(insert || old); /* change_lock held since compile_rule found it */
+    int rc = 0;
+    if (insert)
+        rc = add_rule(R, ru);
+    else
+        R->all[pos] = ru;
+    if (rc == 0) {
+        rc = rules__index_rebuild(R);
+        rules__seed_apply(R, ru, rows, nrows); /* the alarms the rule has (or had under its id) */
+        if (rc == 0 && !(*out = json_deep_copy(ru->def)))
+            rc = CB_ENOMEM;
+        rules__rule_free(R, old);
+    } else
+        rules__rule_free(R, ru);
+    pthread_mutex_unlock(&R->lock);
+    state_unlock(R->st);
+    return rc;
+}
+
+/* Compile, store (no lock but change_lock held: SQLite may wait for its
+ * write lock), read the seed rows, then swap in under the locks. */
+static int change_rule(rules *R, const char *id, json_t *def, json_t **out, cb_error *err)
+{
+    struct rule *ru = NULL;
+    struct seed_row *rows = NULL;
+    size_t nrows = 0;
+    pthread_mutex_lock(&R->change_lock);
+    int rc = compile_rule(R, def, id, &ru, err);
+    if (rc == 0)
+        rc = store_rule(R, ru, !id, err);
+    if (rc == 0)
+        rc = rules__seed_read(R, ru->id, &rows, &nrows, err);
+    if (rc == 0) {
+        rc = install_rule(R, ru, !id, rows, nrows, out);
+        ru = NULL;
+    } else if (ru) {
+        pthread_mutex_lock(&R->lock);
+        rules__rule_free(R, ru);
+        pthread_mutex_unlock(&R->lock);
+    }
+    free(rows);
+    pthread_mutex_unlock(&R->change_lock);
+    return rc == CB_ENOMEM ? cb_error_set(err, rc, NULL, "out of memory") : rc;
+}
+
+int rules_create(rules *R, json_t *def, json_t **out, cb_error *err)
+{
+    int rc = change_rule(R, NULL, def, out, err);
     if (rc == 0)
         log_event(LOG_INFO, "rule_created", "rule=%s", json_string_value(json_object_get(*out, "id")));
-    return rc == CB_ENOMEM ? cb_error_set(err, rc, NULL, "out of memory") : rc;
+    return rc;
 }
 
 int rules_update(rules *R, const char *id, json_t *def, json_t **out, cb_error *err)
 {
-    struct rule *ru = NULL, *old = NULL;
-    size_t pos = 0;
-    state_rdlock(R->st);
-    pthread_mutex_lock(&R->lock);
-    int rc = (old = rules__find(R, id, &pos)) ? 0 : cb_error_set(err, CB_ENOT_FOUND, "id", "no rule '%s'", id);
-    if (rc == 0)
-        rc = rules__rule_compile(R, def, id, &ru, err);
-    if (rc == 0)
-        rc = store_rule(R, ru, 0, err);
-    int disabled = 0;
-    if (rc == 0) {
-        R->all[pos] = ru;
-        rc = rules__index_rebuild(R);
-        if (rc == 0)
-            rc = rules__seed(R, ru, err); /* the new definition starts from the alarms it has */
-        disabled = !ru->enabled;
-        *out = json_deep_copy(ru->def);
-        ru = old;
-    }
-    pthread_mutex_unlock(&R->lock);
-    state_unlock(R->st);
-    rules__rule_free(R, ru);
-    if (rc == 0 && disabled)
+    int rc = change_rule(R, id, def, out, err);
+    if (rc == 0 && !json_is_true(json_object_get(*out, "enabled"))) {
+        rules_flush(R); /* a raise already published is stored before the clearing */
         rules__clear_rule_alarms(R, id, "规则已停用");
+    }
     return rc;
 }
 
 int rules_delete(rules *R, const char *id, cb_error *err)
 {
-    size_t pos = 0;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&R->change_lock);
     pthread_mutex_lock(&R->lock);
-    struct rule *ru = rules__find(R, id, &pos);
-    int rc = ru ? 0 : cb_error_set(err, CB_ENOT_FOUND, "id", "no rule '%s'", id);
+    int rc = rules__find(R, id, NULL) ? 0 : cb_error_set(err, CB_ENOT_FOUND, "id", "no rule '%s'", id);
+    pthread_mutex_unlock(&R->lock);
     if (rc == 0) {
-        sqlite3_stmt *st = NULL;
         pthread_mutex_lock(&R->alock);
-        if (sqlite3_prepare_v2(db_sqlite(R->adb), "DELETE FROM rule WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(db_sqlite(R->adb), "DELETE FROM rule WHERE id = ?1", -1, &st, NULL);
+        if (rc == SQLITE_OK) {
             sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-            if (sqlite3_step(st) != SQLITE_DONE)
-                rc = db_error(R->adb, sqlite3_errcode(db_sqlite(R->adb)), "deleting the rule", err);
-        }
+            rc = sqlite3_step(st);
+            rc = rc == SQLITE_DONE ? 0 : db_error(R->adb, rc, "deleting the rule", err);
+        } else
+            rc = db_error(R->adb, rc, "deleting the rule", err);
         sqlite3_finalize(st);
         pthread_mutex_unlock(&R->alock);
     }
     if (rc == 0) {
+        size_t pos = 0;
+        pthread_mutex_lock(&R->lock);
+        struct rule *ru = rules__find(R, id, &pos);
+        assert(ru); /* change_lock held since the check */
         R->all[pos] = R->all[--R->n];
         rc = rules__index_rebuild(R);
         rules__rule_free(R, ru);
+        pthread_mutex_unlock(&R->lock);
     }
-    pthread_mutex_unlock(&R->lock);
+    pthread_mutex_unlock(&R->change_lock);
     if (rc == 0) {
+        rules_flush(R); /* a raise already published is stored before the clearing */
         rules__clear_rule_alarms(R, id, "规则已删除");
         log_event(LOG_INFO, "rule_deleted", "rule=%s", id);
     }
@@ -340,6 +399,8 @@ int rules_maintenance_list(rules *R, json_t **out, cb_error *err)
 {
     sqlite3_stmt *st = NULL;
     json_t *list = json_array();
+    if (!list)
+        return cb_error_set(err, CB_ENOMEM, NULL, "out of memory");
     pthread_mutex_lock(&R->alock);
     int rc = sqlite3_prepare_v2(db_sqlite(R->adb),
                                 "SELECT id, entity, district, grid, rule, from_ms, to_ms, reason, created_by, created_at "
@@ -349,16 +410,22 @@ int rules_maintenance_list(rules *R, json_t **out, cb_error *err)
         static const char *const names[] = {"id", "entity", "district", "grid", "rule", "from", "to", "reason",
                                             "created_by", "created_at"};
         json_t *w = json_object();
+        if (!w || json_array_append_new(list, w) != 0) {
+            rc = cb_error_set(err, CB_ENOMEM, NULL, "out of memory");
+            break;
+        }
         for (int i = 0; i < 10; i++) {
             char t[CLOCK_RFC3339_MAX];
             const char *s = (const char *)sqlite3_column_text(st, i);
             json_t *v = i == 5 || i == 6 || i == 9 ? json_string(clock_format_rfc3339(sqlite3_column_int64(st, i), t))
                                                    : s ? json_string(s) : json_null();
-            json_object_set_new(w, names[i], v);
+            if (!v || json_object_set_new(w, names[i], v) != 0) {
+                rc = cb_error_set(err, CB_ENOMEM, NULL, "out of memory");
+                break;
+            }
         }
-        json_array_append_new(list, w);
     }
-    if (rc != SQLITE_OK)
+    if (rc != SQLITE_OK && rc != CB_ENOMEM)
         rc = db_error(R->adb, rc, "listing maintenance windows", err);
     sqlite3_finalize(st);
     pthread_mutex_unlock(&R->alock);
@@ -366,8 +433,8 @@ int rules_maintenance_list(rules *R, json_t **out, cb_error *err)
         json_decref(list);
         return rc;
     }
-    *out = json_pack("{s:o}", "maintenance", list);
-    return 0;
+    *out = json_pack("{s:o}", "maintenance", list); /* takes list, even on failure */
+    return *out ? 0 : cb_error_set(err, CB_ENOMEM, NULL, "out of memory");
 }
 
 static int opt_text(const json_t *def, const char *name, size_t max, const char **out, cb_error *err)

@@ -99,7 +99,7 @@ void rules_close(rules *r);
 
 /* The ingest_observer callbacks (ctx is the rules): evaluate a reading;
  * before a checkpoint, wait until the alarm changes queued so far are stored. */
-void rules_applied(void *ctx, const struct batch_item *it, const struct state_entity *e, int replayed);
+void rules_applied(void *ctx, const struct batch_item *it, const struct state_entity *e);
 void rules_checkpoint(void *ctx);
 
 /* Runs the periodic checks (nodata, region_count windows) as of now_ms and

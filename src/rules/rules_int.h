@@ -184,6 +184,8 @@ struct rules {
     int try_only;              /* the busy handler gives up at once */
     long long next_no, reserved_to;
     db *adb;                   /* the API's connection, guarded by alock */
+    pthread_mutex_t change_lock; /* serializes the API's rule changes (SQLite, then memory);
+                                  * never taken by the writer thread; before the state's lock */
     pthread_mutex_t alock;
     int64_t last_tick_ms;
     struct rules_stats stats;
@@ -218,7 +220,18 @@ int rules__region_key(rules *R, const struct rule *ru, const char *code, uint32_
 void rules__enqueue(rules *R, struct change *c);
 int rules__thread_start(rules *R, cb_error *err);
 void rules__thread_stop(rules *R);
-int rules__seed(rules *R, struct rule *only, cb_error *err); /* from the alarms in SQLite; R->lock held */
+/* Seeding from the alarms in SQLite in two steps, so no SQLite work runs
+ * under R->lock: read (no lock held; rule NULL = every rule; *out is the
+ * caller's to free), then apply (state read lock and R->lock held; only NULL
+ * = each row's own rule). */
+struct seed_row {
+    char rule[RULE_ID_MAX];
+    char entity[ENTITY_ID_MAX];
+    int active;
+    int64_t raised_at, cleared_at;
+};
+int rules__seed_read(rules *R, const char *rule, struct seed_row **out, size_t *n, cb_error *err);
+void rules__seed_apply(rules *R, struct rule *only, const struct seed_row *rows, size_t n);
 void rules__alarm_id(long long no, char out[ALARM_ID_MAX]);
 int rules__clear_rule_alarms(rules *R, const char *rule, const char *note); /* API connection */
 

@@ -89,7 +89,7 @@ static void feed(struct city *c, const struct batch_item *it)
         state_set_value(c->base.st, it->entity, it->attr, it->kind == BATCH_BOOL ? STATE_BOOL : STATE_NUM, it->ts_ms, it->num,
                         NULL, 0);
     }
-    rules_applied(c->r, it, state_get(c->base.st, it->entity), 0);
+    rules_applied(c->r, it, state_get(c->base.st, it->entity));
     state_unlock(c->base.st);
 }
 

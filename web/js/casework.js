@@ -5,13 +5,7 @@
 import { api, withQuery } from "./api.js";
 import { hourChart, rankChart } from "./charts.js";
 import { count, percent } from "./format.js";
-import { guarded } from "./panel.js";
-
-function tile(id, value, sub) {
-  const t = document.getElementById(id);
-  t.querySelector(".value").textContent = value;
-  t.querySelector(".sub").textContent = sub;
-}
+import { guarded, tile } from "./panel.js";
 
 // Hour labels for the 24 counts of by_hour, oldest first, ending this hour.
 function hourLabels(now = new Date()) {

@@ -1,6 +1,8 @@
 // charts — the dashboard's small ECharts: one look for all of them, and
 // setters that take plain arrays so panels never build ECharts options.
 
+import { aqiBand } from "./format.js";
+
 const echarts = globalThis.echarts;
 const AXIS = { axisLine: { lineStyle: { color: "#2d5a86" } }, axisLabel: { color: "#9cc3e6" }, splitLine: { lineStyle: { color: "#123a63" } } };
 
@@ -74,9 +76,5 @@ export function hourChart(container) {
 
 // The colours of China's AQI levels (HJ 633-2012).
 export function aqiColor(aqi) {
-  const levels = [[50, "#00e400"], [100, "#ffff00"], [150, "#ff7e00"], [200, "#ff0000"], [300, "#99004c"]];
-  for (const [max, c] of levels)
-    if (aqi <= max)
-      return c;
-  return "#7e0023";
+  return aqiBand(aqi).color;
 }

@@ -5,6 +5,20 @@ export function percent(ratio, digits = 1) {
   return Number.isFinite(ratio) ? `${(ratio * 100).toFixed(digits)}%` : "—";
 }
 
+// The AQI bands of HJ 633-2012: upper bound, level and its standard colour.
+const AQI_BANDS = [
+  { max: 50, name: "优", color: "#00e400" },
+  { max: 100, name: "良", color: "#ffff00" },
+  { max: 150, name: "轻度污染", color: "#ff7e00" },
+  { max: 200, name: "中度污染", color: "#ff0000" },
+  { max: 300, name: "重度污染", color: "#99004c" },
+  { max: Infinity, name: "严重污染", color: "#7e0023" },
+];
+
+export function aqiBand(aqi) {
+  return AQI_BANDS.find((b) => aqi <= b.max) ?? AQI_BANDS[AQI_BANDS.length - 1];
+}
+
 export function count(n) {
   return Number.isFinite(n) ? Math.round(n).toLocaleString("zh-CN") : "—";
 }

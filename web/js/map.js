@@ -37,7 +37,9 @@ function baseOption() {
         type: "effectScatter", coordinateSystem: "geo", name: "标记", symbolSize: 12, zlevel: 2,
         rippleEffect: { scale: 3.5, brushType: "stroke" }, data: [],
         itemStyle: { color: (p) => SEVERITY_COLORS[p.data.severity] ?? "#ff4d4f" },
-        tooltip: { formatter: (p) => p.data.text },
+        // The text is a case description or an alarm message, i.e. citizens'
+        // words: ECharts puts a formatter's string into the page as HTML.
+        tooltip: { formatter: (p) => echarts.format.encodeHTML(p.data.text ?? "") },
       },
     ],
   };

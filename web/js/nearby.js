@@ -3,6 +3,7 @@
 // values only, never the devices themselves.
 
 import { api, withQuery } from "./api.js";
+import { aqiBand } from "./format.js";
 
 // → {parking: {radius_m, total, free}, air: {radius_m, aqi, pm25, distance_m} | null}
 export function nearby(lon, lat, key) {
@@ -11,6 +12,5 @@ export function nearby(lon, lat, key) {
 
 // 优, 良, 轻度污染 … for an AQI (HJ 633-2012).
 export function aqiLevel(aqi) {
-  const levels = [[50, "优"], [100, "良"], [150, "轻度污染"], [200, "中度污染"], [300, "重度污染"]];
-  return levels.find(([max]) => aqi <= max)?.[1] ?? "严重污染";
+  return aqiBand(aqi).name;
 }

@@ -35,3 +35,10 @@ export async function guarded(panel, load) {
     setState(panel, ...explain(err));
   }
 }
+
+// Sets a number tile of the big screen: its value and the line under it.
+export function tile(id, value, sub) {
+  const t = document.getElementById(id);
+  t.querySelector(".value").textContent = value;
+  t.querySelector(".sub").textContent = sub;
+}

@@ -4,15 +4,9 @@
 import { api, withQuery } from "./api.js";
 import { barChart, aqiColor } from "./charts.js";
 import { count, percent } from "./format.js";
-import { guarded } from "./panel.js";
+import { guarded, tile } from "./panel.js";
 
 const HOUR_MS = 3600 * 1000;
-
-function tile(id, value, sub) {
-  const t = document.getElementById(id);
-  t.querySelector(".value").textContent = value;
-  t.querySelector(".sub").textContent = sub;
-}
 
 // "citybrain_ingest_readings_total{result="accepted"} 1500" → 1500
 export function acceptedReadings(metricsText) {
