@@ -154,7 +154,9 @@ int api_open311_token(http_request *req, void *app)
     return one_request(req, app, 1);
 }
 
-/* A POST's parameters: the form body first, then the query string. */
+/* A POST's parameters: the form body first, then the query string; the
+ * secrets (api_key, access_token) from the body only, as GeoReport v2 posts
+ * them, so they never land in a proxy's or server's access log. */
 struct post_params {
     http_request *req;
     struct open311_form form;
@@ -164,7 +166,9 @@ static const char *post_param(void *ctx, const char *name)
 {
     struct post_params *p = ctx;
     const char *v = open311_form_get(&p->form, name);
-    return v ? v : http_query(p->req, name);
+    if (v || strcmp(name, "api_key") == 0 || strcmp(name, "access_token") == 0)
+        return v;
+    return http_query(p->req, name);
 }
 
 /* The api_key's principal: a citizen app's key, and no other. Requests are

@@ -1,6 +1,8 @@
 /* calendar — working time in Asia/Shanghai; see calendar.h. */
 #include "cases/calendar.h"
 
+#include "core/clock.h"
+
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,17 +61,7 @@ int calendar_set_periods(calendar *c, const int (*periods)[2], int n, cb_error *
     return 0;
 }
 
-/* Howard Hinnant's days_from_civil / civil_from_days. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
+/* Howard Hinnant's civil_from_days (its inverse is clock_days_from_civil). */
 void calendar_format_day(int64_t z, char out[11])
 {
     z += 719468;
@@ -98,7 +90,7 @@ int calendar_parse_day(const char *s, int64_t *day)
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (m == 2 && d == 29 && !leap)
         return -1;
-    *day = days_from_civil(y, (unsigned)m, (unsigned)d);
+    *day = clock_days_from_civil(y, m, d);
     return 0;
 }
 

@@ -131,7 +131,7 @@ void cases_close(cases *c)
 
 int cases_sees_reporter(const struct principal *who)
 {
-    return !who || who->role == ROLE_ADMIN || who->role == ROLE_HOTLINE;
+    return who && (who->role == ROLE_ADMIN || who->role == ROLE_HOTLINE);
 }
 
 void cases_mask_name(const char *name, char *out, size_t n)
@@ -154,11 +154,16 @@ void cases_mask_name(const char *name, char *out, size_t n)
     out[j] = '\0';
 }
 
+/* Never more than half the digits: a mobile number (11 digits, or more
+ * with a country code) keeps its first 3 and last 4, a shorter number its
+ * last 2, a very short one nothing. */
 void cases_mask_phone(const char *phone, char *out, size_t n)
 {
     size_t len = strlen(phone);
-    if (len >= 7)
+    if (len >= 11)
         snprintf(out, n, "%.3s****%s", phone, phone + len - 4);
+    else if (len >= 7)
+        snprintf(out, n, "****%s", phone + len - 2);
     else
         snprintf(out, n, "%s", len ? "****" : "");
 }
@@ -424,6 +429,9 @@ int cases__auto_dispatch(cases *c, struct cb_case *k, int64_t now, struct case_e
 
 /* ---- events ---- */
 
+/* Whom an event's case is rendered for: a reader who sees callers masked. */
+static const struct principal subscriber = {.id = "events", .role = ROLE_VIEWER, .name = "events"};
+
 /* Publishes the queued events (and case.created when created); c->mu held:
  * publishing only copies into the ring, it never blocks. */
 void cases__publish(cases *c, const char *id, const struct case_events *ev, int created)
@@ -431,10 +439,10 @@ void cases__publish(cases *c, const char *id, const struct case_events *ev, int 
     if (!c->ev)
         return;
     for (int i = -created; i < ev->n; i++) {
-        json_t *data = cases__json(c, id, NULL, clock_now_ms(), 0);
+        json_t *data = cases__json(c, id, &subscriber, clock_now_ms(), 0);
         if (!data)
             return;
-        json_object_del(data, "reporter"); /* subscribers see no caller's details */
+        json_object_del(data, "reporter"); /* subscribers need no caller, not even masked */
         const char *dist = json_string_value(json_object_get(data, "district"));
         const char *dep = json_string_value(json_object_get(data, "department"));
         struct event_scope scope = {dist, dep};
@@ -615,7 +623,9 @@ static int transition_locked(cases *c, const struct principal *who, const char *
     rc = cases__apply(c, &k, t, who, &a, now, ev, err);
     if (rc == 0 && strcmp(action, "evaluate") == 0 && strcmp(a.rating, "不满意") == 0) {
         struct case_args re = {.note = "不满意: reopened as rework"};
-        rc = cases__apply(c, &k, case_transition_find(CASE_EVALUATED, "reopen", -2), who, &re, now, ev, err);
+        /* the reopen is the system's doing, not the rater's */
+        rc = cases__apply(c, &k, case_transition_find(CASE_EVALUATED, "reopen", -2), &cases__system, &re, now, ev,
+                          err);
     }
     if (rc == 0 && k.status == CASE_FILED)
         rc = cases__auto_dispatch(c, &k, now, ev, err);

@@ -139,7 +139,8 @@ int cases_routing(cases *c, json_t **out, cb_error *err);
 int cases_routing_put(cases *c, const json_t *body, json_t **out, cb_error *err); /* {"rules":[...]} */
 
 /* Caller name and phone as `who` may see them: hotline and admin see them
- * whole, everyone else 张** and 138****5678. out has n bytes (NUL-terminated). */
+ * whole, everyone else (and a NULL who) 张** and 138****5678 (a number of
+ * 7 to 10 digits ****78, a shorter one ****). out has n bytes (NUL-terminated). */
 void cases_mask_name(const char *name, char *out, size_t n);
 void cases_mask_phone(const char *phone, char *out, size_t n);
 int cases_sees_reporter(const struct principal *who);

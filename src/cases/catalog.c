@@ -208,6 +208,26 @@ int cases_categories(cases *c, json_t **out, cb_error *err)
     return 0;
 }
 
+/* The limits of category code, enabled or (enabled_only 0) not: 0, or
+ * CB_ENOT_FOUND without a word in err, or a database error. */
+static int category_lookup(cases *c, const char *code, int enabled_only, struct category_limit *out, cb_error *err)
+{
+    sqlite3_stmt *st = cases__prepare(
+        c,
+        enabled_only
+            ? "SELECT limit_minutes, limit_natural, urgency = 'urgent' FROM case_category WHERE code = ? AND enabled"
+            : "SELECT limit_minutes, limit_natural, urgency = 'urgent' FROM case_category WHERE code = ?",
+        err);
+    if (!st)
+        return err ? err->code : CB_EINTERNAL;
+    sqlite3_bind_text(st, 1, code, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : CB_ENOT_FOUND;
+    if (rc == 0)
+        *out = (struct category_limit){sqlite3_column_int(st, 0), sqlite3_column_int(st, 1), sqlite3_column_int(st, 2)};
+    cases__finish(c, st);
+    return rc;
+}
+
 /* PUT /api/v1/categories/{code}: changes the given fields of a category, or
  * adds one (name required; kind and class follow from the code). */
 static int category_put_locked(cases *c, const char *code, const json_t *body, cb_error *err)
@@ -215,7 +235,7 @@ static int category_put_locked(cases *c, const char *code, const json_t *body, c
     if (!all_digits(code, 5))
         return cb_error_set(err, CB_EINVALID_FIELD, "code", "a category code is 5 digits, e.g. 01001");
     struct category_limit old;
-    int exists = cases__category_limit(c, code, &old, NULL) == 0;
+    int exists = category_lookup(c, code, 0, &old, NULL) == 0; /* a disabled one too: re-enabling keeps it */
     const char *name = json_string_value(json_object_get(body, "name"));
     const char *urgency = json_string_value(json_object_get(body, "urgency"));
     const json_t *enabled = json_object_get(body, "enabled");
@@ -278,20 +298,11 @@ int cases_category_put(cases *c, const char *code, const json_t *body, json_t **
 
 int cases__category_limit(cases *c, const char *code, struct category_limit *out, cb_error *err)
 {
-    sqlite3_stmt *st = cases__prepare(
-        c, "SELECT limit_minutes, limit_natural, urgency = 'urgent' FROM case_category WHERE code = ? AND enabled",
-        err);
-    if (!st)
-        return err ? err->code : CB_EINTERNAL;
-    sqlite3_bind_text(st, 1, code, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : CB_ENOT_FOUND;
-    if (rc == 0)
-        *out = (struct category_limit){sqlite3_column_int(st, 0), sqlite3_column_int(st, 1), sqlite3_column_int(st, 2)};
-    cases__finish(c, st);
-    if (rc != 0)
+    int rc = category_lookup(c, code, 1, out, err);
+    if (rc == CB_ENOT_FOUND)
         return cb_error_set(err, CB_EINVALID_FIELD, "category", "unknown category '%s' (see GET /api/v1/categories)",
                             code);
-    return 0;
+    return rc;
 }
 
 /* ---- departments ---- */

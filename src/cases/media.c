@@ -65,10 +65,17 @@ int media_store(const char *data_dir, const char *content_type, const void *data
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (access(path, F_OK) == 0)
         return 0; /* the same photo again */
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    /* a name of its own: two requests may upload the same photo at once */
+    snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
     if (fd < 0)
         return cb_error_set(err, CB_EIO, NULL, "writing %s: %s", tmp, strerror(errno));
+    if (fchmod(fd, 0644) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return cb_error_set(err, CB_EIO, NULL, "writing %s: %s", tmp, strerror(e));
+    }
     const char *p = data;
     size_t left = len;
     while (left > 0) {
@@ -85,9 +92,13 @@ int media_store(const char *data_dir, const char *content_type, const void *data
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+    int synced = fsync(fd) == 0 ? 0 : errno;
+    if (close(fd) != 0 && !synced)
+        synced = errno;
+    if (synced || rename(tmp, path) != 0) {
+        int e = synced ? synced : errno;
         unlink(tmp);
-        return cb_error_set(err, CB_EIO, NULL, "storing the photo: %s", strerror(errno));
+        return cb_error_set(err, CB_EIO, NULL, "storing the photo: %s", strerror(e));
     }
     return 0;
 }

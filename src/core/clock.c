@@ -42,8 +42,7 @@ const char *clock_format_rfc3339(int64_t ms, char out[CLOCK_RFC3339_MAX])
     return out;
 }
 
-/* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t clock_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -103,7 +102,7 @@ int clock_parse_rfc3339(const char *s, int64_t *ms)
     if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 60 ||
         parse_offset(p, &off) != 0)
         return -1;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - (int64_t)off * 60;
+    int64_t secs = clock_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - (int64_t)off * 60;
     *ms = secs * 1000 + frac;
     return 0;
 }

@@ -26,5 +26,8 @@ int clock_parse_time(const char *s, int64_t *ms);
 /* clock_parse_time for the request field `field`: CB_EINVALID_FIELD naming
  * it when s is neither form. */
 int clock_parse_time_field(const char *s, const char *field, int64_t *ms, cb_error *err);
+/* Days since 1970-01-01 of the proleptic Gregorian date y-m-d (m 1..12,
+ * d 1..31; Howard Hinnant's days_from_civil), negative before. */
+int64_t clock_days_from_civil(int64_t y, int m, int d);
 
 #endif

@@ -296,23 +296,15 @@ static int split(const char *list, char **copy, const char **items, int max)
     return n;
 }
 
-static int parse_time(const char *s, const char *field, int64_t *out, cb_error *err)
-{
-    if (clock_parse_time(s, out) == 0)
-        return 0;
-    return cb_error_set(err, CB_EINVALID_FIELD, field, "%s must be an ISO 8601 date-time like 2026-11-23T10:00:00+08:00",
-                        field);
-}
-
 /* start_date and end_date, defaulting to the 90 days up to now; a range may
  * not span more than 90 days. */
 static int date_range(const struct open311_filter *f, int64_t *start, int64_t *end, cb_error *err)
 {
     int rc = 0;
     if (f->end_date)
-        rc = parse_time(f->end_date, "end_date", end, err);
+        rc = clock_parse_time_field(f->end_date, "end_date", end, err);
     if (rc == 0 && f->start_date)
-        rc = parse_time(f->start_date, "start_date", start, err);
+        rc = clock_parse_time_field(f->start_date, "start_date", start, err);
     if (rc != 0)
         return rc;
     if (!f->end_date)

@@ -282,9 +282,10 @@ static int compile_rule(rules *R, json_t *def, const char *id, struct rule **ru,
     return rc;
 }
 
-/* Swaps ru in for the rule of its id (old NULL: adds it) and seeds it from
- * rows; the replaced rule is freed under R->lock (its GEOS objects). On
- * failure ru is freed. */
+/* Adds ru (insert) or swaps it in for the rule of its id, and seeds it from
+ * rows; the replaced rule is freed under R->lock (its GEOS objects). Takes
+ * ru: freed when it cannot be added; kept (SQLite has it) when only the
+ * index rebuild fails, and then *out is not set. */
 static int install_rule(rules *R, struct rule *ru, int insert, const struct seed_row *rows, size_t nrows,
                         json_t **out)
 {

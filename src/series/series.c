@@ -33,14 +33,15 @@ const char series_schema_sql[] =
 
 /* Format 2: a chunk row carries its own hourly rollup parts (roll), so there
  * is no row per series and hour; the open chunks are snapshotted at every
- * flush (open_chunk), so the WAL is not kept for them. load() fills roll of
- * rows written before. */
+ * flush (open_chunk), so the WAL is not kept for them. Format 1's rollup_1h
+ * stays until series_open (upgrade_format_1) has filled roll of the rows
+ * written before and carried over the hours whose raw chunks retention had
+ * deleted; it drops the table in the same transaction. */
 const char series_schema_v2_sql[] =
     "ALTER TABLE chunk ADD COLUMN roll BLOB;"
     "ALTER TABLE chunk DROP COLUMN min;"
     "ALTER TABLE chunk DROP COLUMN max;"
     "ALTER TABLE chunk DROP COLUMN sum;"
-    "DROP TABLE rollup_1h;"
     "CREATE TABLE open_chunk (series INTEGER PRIMARY KEY, blob BLOB NOT NULL) STRICT;";
 
 int64_t series__floor(int64_t t, int64_t unit)
@@ -398,14 +399,21 @@ static int load_open(series *s, db *d, cb_error *err)
     return out;
 }
 
-/* Rows written before format 2 have no roll: computed once, here. */
+/* ---- the upgrade from format 1 (once, at the first series_open) ---- */
+
+static int step_reset(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Rows written before format 2 have no roll: computed from their points. */
 static int fill_rolls(series *s, db *d, cb_error *err)
 {
     sqlite3 *c = db_sqlite(d);
     sqlite3_stmt *sel = NULL, *upd = NULL;
-    int rc = sqlite3_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(c, "SELECT series, t_min, blob FROM chunk WHERE roll IS NULL", -1, &sel, NULL);
+    int rc = sqlite3_prepare_v2(c, "SELECT series, t_min, blob FROM chunk WHERE roll IS NULL", -1, &sel, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(c, "UPDATE chunk SET roll = ?3 WHERE series = ?1 AND t_min = ?2", -1, &upd, NULL);
     int out = 0;
@@ -424,23 +432,179 @@ static int fill_rolls(series *s, db *d, cb_error *err)
         sqlite3_bind_int64(upd, 1, sqlite3_column_int64(sel, 0));
         sqlite3_bind_int64(upd, 2, sqlite3_column_int64(sel, 1));
         sqlite3_bind_blob(upd, 3, roll, (int)rlen, SQLITE_STATIC);
-        rc = sqlite3_step(upd) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-        sqlite3_reset(upd);
+        rc = step_reset(upd);
     }
     if (rc == SQLITE_DONE)
         rc = SQLITE_OK;
     sqlite3_finalize(sel);
     sqlite3_finalize(upd);
-    if (out == 0 && rc == SQLITE_OK)
-        rc = sqlite3_exec(c, "COMMIT", NULL, NULL, NULL);
     if (out == 0 && rc != SQLITE_OK)
         out = db_error(d, rc, "filling chunk rollups", err);
+    return out;
+}
+
+/* carry_rollups' statements and scratch; sums owned (cap of them). */
+struct carry {
+    sqlite3_stmt *rows, *parts, *ins;
+    double *sums;
+    size_t cap;
+};
+
+/* The parts of hour h in the stored chunks of series sid, in the order a
+ * query adds them (t_min): *count their points, k->sums[0..*n) their sums. */
+static int hour_parts(struct carry *k, sqlite3_int64 sid, int64_t h, uint64_t *count, size_t *n)
+{
+    sqlite3_bind_int64(k->parts, 1, sid);
+    sqlite3_bind_int64(k->parts, 2, h - SERIES_WINDOW_MS);
+    sqlite3_bind_int64(k->parts, 3, h + SERIES_ROLLUP_MS);
+    sqlite3_bind_int64(k->parts, 4, h);
+    int rc;
+    *count = 0;
+    *n = 0;
+    while ((rc = sqlite3_step(k->parts)) == SQLITE_ROW) {
+        struct rollup hours[SERIES_ROLL_PARTS];
+        uint32_t nh;
+        if (series__roll_decode(sqlite3_column_blob(k->parts, 1), (size_t)sqlite3_column_bytes(k->parts, 1),
+                                sqlite3_column_int64(k->parts, 0), hours, &nh, NULL, NULL) != 0) {
+            rc = SQLITE_CORRUPT;
+            break;
+        }
+        for (uint32_t i = 0; i < nh; i++) {
+            if (hours[i].bucket != h)
+                continue;
+            if (*n == k->cap) {
+                size_t cap = k->cap ? k->cap * 2 : 16;
+                double *p = realloc(k->sums, cap * sizeof *p);
+                if (!p) {
+                    sqlite3_reset(k->parts);
+                    return SQLITE_NOMEM;
+                }
+                k->sums = p;
+                k->cap = cap;
+            }
+            k->sums[(*n)++] = hours[i].sum;
+            *count += hours[i].count;
+        }
+    }
+    sqlite3_reset(k->parts);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* A sum c for the deleted points' part such that a query, which adds c and
+ * then sums[0..n) in order, gets total bit for bit (or as near as a few ulps
+ * around total - sums find). */
+static double carry_sum(double total, const double *sums, size_t n)
+{
+    double c = total;
+    for (size_t i = n; i-- > 0;)
+        c -= sums[i];
+    double up = c, down = c;
+    for (int step = 0; step < 64; step++) {
+        double a = up, b = down;
+        for (size_t i = 0; i < n; i++) {
+            a += sums[i];
+            b += sums[i];
+        }
+        if (a == total)
+            return up;
+        if (b == total)
+            return down;
+        up = nextafter(up, INFINITY);
+        down = nextafter(down, -INFINITY);
+    }
+    return c;
+}
+
+/* One rollup_1h row: when retention deleted some of its hour's chunks, a chunk
+ * row at the hour (t_min = t_max = the hour, empty blob, so raw queries find
+ * no points) whose roll is the deleted points' part: count and sum the
+ * difference, min, max and last the hour's own (so combined with the parts
+ * still stored they answer exactly). Format 1 deleted the oldest chunks, so
+ * the ones left in the hour start after it and are added after this row. */
+static int carry_hour(struct carry *k)
+{
+    sqlite3_int64 sid = sqlite3_column_int64(k->rows, 0);
+    int64_t h = sqlite3_column_int64(k->rows, 1);
+    sqlite3_int64 total = sqlite3_column_int64(k->rows, 2);
+    uint64_t count;
+    size_t n;
+    int rc = hour_parts(k, sid, h, &count, &n);
+    if (rc != SQLITE_OK || total <= 0 || (uint64_t)total <= count)
+        return rc;
+    struct rollup part = {h, (uint64_t)total - count,
+                          carry_sum(sqlite3_column_double(k->rows, 3), k->sums, n),
+                          sqlite3_column_double(k->rows, 4), sqlite3_column_double(k->rows, 5),
+                          sqlite3_column_double(k->rows, 6)};
+    uint8_t roll[SERIES_ROLL_MAX], *p = roll;
+    *p++ = ROLL_VERSION << 4;
+    *p++ = 1;
+    p = put_parts(p, &part, 1, -1, h, SERIES_ROLLUP_MS);
+    sqlite3_bind_int64(k->ins, 1, sid);
+    sqlite3_bind_int64(k->ins, 2, h);
+    sqlite3_bind_int64(k->ins, 3, (sqlite3_int64)part.count);
+    sqlite3_bind_blob(k->ins, 4, roll, (int)(p - roll), SQLITE_STATIC);
+    return step_reset(k->ins);
+}
+
+/* Every hour of rollup_1h that the chunk rows (their roll filled) do not
+ * fully hold any more, as a chunk row of its own (carry_hour). */
+static int carry_rollups(db *d, cb_error *err)
+{
+    sqlite3 *c = db_sqlite(d);
+    struct carry k = {NULL, NULL, NULL, NULL, 0};
+    int rc = sqlite3_prepare_v2(c, "SELECT series, bucket, count, sum, min, max, last FROM rollup_1h", -1,
+                                &k.rows, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(c, "SELECT t_min, roll FROM chunk WHERE series = ?1 AND t_min > ?2 AND t_min < ?3 "
+                                "AND t_max >= ?4 ORDER BY t_min", -1, &k.parts, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(c, "INSERT INTO chunk (series, t_min, t_max, n, roll, blob) "
+                                "VALUES (?1, ?2, ?2, ?3, ?4, X'')", -1, &k.ins, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(k.rows)) == SQLITE_ROW)
+        rc = carry_hour(&k);
+    if (rc == SQLITE_DONE)
+        rc = SQLITE_OK;
+    sqlite3_finalize(k.rows);
+    sqlite3_finalize(k.parts);
+    sqlite3_finalize(k.ins);
+    free(k.sums);
+    return rc == SQLITE_OK ? 0 : db_error(d, rc, "carrying format 1 hourly rollups over", err);
+}
+
+/* A store written by format 1 still has rollup_1h (migration 7 keeps it): in
+ * one transaction, fill roll of the old chunk rows, carry over the hours whose
+ * chunks are gone, and drop the table. Later opens cost one lookup. */
+static int upgrade_format_1(series *s, db *d, cb_error *err)
+{
+    sqlite3 *c = db_sqlite(d);
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(c, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rollup_1h'", -1,
+                                &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(d, rc, "looking for format 1 rollups", err);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW)
+        return db_error(d, rc, "looking for format 1 rollups", err);
+    rc = sqlite3_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(d, rc, "upgrading format 1 series", err);
+    int out = fill_rolls(s, d, err);
+    if (out == 0)
+        out = carry_rollups(d, err);
+    if (out == 0 && (rc = sqlite3_exec(c, "DROP TABLE rollup_1h; COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+        out = db_error(d, rc, "upgrading format 1 series", err);
     if (out != 0 && !sqlite3_get_autocommit(c))
         sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
     return out;
 }
 
 static void *flusher_main(void *arg);
+
+/* The SQLite WAL a flush leaves on disk once checkpointed, at most (bytes). */
+#define SERIES_WAL_LIMIT "67108864"
 
 /* The flusher's own connection to the same database file. */
 static int open_flusher(series *s, db *d, cb_error *err)
@@ -453,8 +617,10 @@ static int open_flusher(series *s, db *d, cb_error *err)
     memcpy(dir, file, (size_t)(slash - file));
     dir[slash - file] = '\0';
     int rc = db_open(dir, &s->fdb, err);
-    if (rc == 0)
-        sqlite3_wal_autocheckpoint(db_sqlite(s->fdb), 0); /* see flush_batch */
+    if (rc == 0) { /* see flush_batch */
+        sqlite3_wal_autocheckpoint(db_sqlite(s->fdb), 0);
+        rc = db_exec(s->fdb, "PRAGMA journal_size_limit = " SERIES_WAL_LIMIT, err);
+    }
     if (rc == 0 && pthread_create(&s->flusher, NULL, flusher_main, s) != 0)
         rc = cb_error_set(err, CB_EINTERNAL, NULL, "cannot start the series flusher thread");
     s->flusher_running = rc == 0;
@@ -468,11 +634,11 @@ int series_open(db *d, series **out, cb_error *err)
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
-    int rc = load(s, d, err);
+    int rc = upgrade_format_1(s, d, err);
+    if (rc == 0)
+        rc = load(s, d, err);
     if (rc == 0)
         rc = load_open(s, d, err);
-    if (rc == 0)
-        rc = fill_rolls(s, d, err);
     if (rc == 0)
         rc = open_flusher(s, d, err);
     if (rc != 0) {
@@ -825,13 +991,6 @@ static void finalize_flush(struct flush_stmts *f)
     sqlite3_finalize(f->meta);
 }
 
-static int step_reset(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
 static int store_chunk(struct flush_stmts *f, const struct pending *p)
 {
     sqlite3_bind_int64(f->chunk, 1, p->sid);
@@ -906,8 +1065,12 @@ static int flush_batch(series *s, cb_error *err)
     if (rc != SQLITE_OK && !sqlite3_get_autocommit(c))
         sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
     finalize_flush(&f);
-    if (out == 0) /* a batch can be large: give the pages back to the database file, and truncate */
-        sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    /* A batch can be large: give its pages back to the database file. PASSIVE
+     * copies what it can without waiting (TRUNCATE would wait for every reader
+     * and writer); the WAL is then reused from its start, and cut back to
+     * journal_size_limit (open_flusher) when this connection restarts it. */
+    if (out == 0)
+        sqlite3_wal_checkpoint_v2(c, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     return out;
 }
 

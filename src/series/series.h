@@ -92,8 +92,10 @@
  *              overlap and span < SERIES_WINDOW_MS, which bounds range scans.
  *   open_chunk (series, blob): the open chunks as of the last flush.
  *   meta       (existing table) key 'series_replay_lsn'.
- * Format 1's rollup_1h rows are dropped by format 2 (series_open fills the
- * roll of format-1 chunks from their points). */
+ * Format 1's rollup_1h is dropped by the first series_open after migration
+ * 7, in the transaction that fills the roll of format-1 chunks from their
+ * points and keeps each hour whose chunks retention had deleted as a chunk
+ * row at the hour with an empty blob and that hour's rollup. */
 extern const char series_schema_sql[];
 extern const char series_schema_v2_sql[]; /* format 2: rollups in the chunk rows, open chunks snapshotted */
 

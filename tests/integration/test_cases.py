@@ -83,7 +83,7 @@ class IntakeTest(CasesTest):
 
         grid = self.report(self.grid, "grid", "03001", (JIEFANG[0] + 0.01, JIEFANG[1]))
         self.assertEqual((grid["channel"], grid["status"], grid["department"]), ("grid", "dispatched", "cg-410802"))
-        citizen = self.report(self.hotline, "citizen", "09002", (JIEFANG[0] + 0.02, JIEFANG[1]))
+        citizen = self.report(self.op, "citizen", "09002", (JIEFANG[0] + 0.02, JIEFANG[1]))
         self.assertEqual(citizen["status"], "reported")  # waits for the operations centre
         sensor = self.report(self.op, "sensor", "01002", (JIEFANG[0], JIEFANG[1] + 0.01))
         self.assertEqual((sensor["status"], sensor["department"], sensor["priority"]), ("dispatched", "szgy", "urgent"))
@@ -103,6 +103,10 @@ class IntakeTest(CasesTest):
     def test_intake_refusals(self):
         r = self.post("/api/v1/cases", {"channel": "hotline", "category": "09002", "description": "x",
                                         "lon": JIEFANG[0], "lat": JIEFANG[1]}, key=self.grid)
+        self.assertError(r, 403, "forbidden", field="channel")
+        # a 12345 call is channel hotline: channel citizen is public through Open311
+        r = self.post("/api/v1/cases", {"channel": "citizen", "category": "09002", "description": "x",
+                                        "lon": JIEFANG[0], "lat": JIEFANG[1]}, key=self.hotline)
         self.assertError(r, 403, "forbidden", field="channel")
         r = self.post("/api/v1/cases", {"channel": "grid", "category": "09002", "description": "x"}, key=self.viewer)
         self.assertError(r, 403, "forbidden")
@@ -128,7 +132,7 @@ class WorkflowTest(CasesTest):
         upload = self.s.request("POST", "/api/v1/media", JPEG, headers={"Content-Type": "image/jpeg"}, key=self.hotline)
         self.assertEqual(upload.status, 201, upload)
         photo = upload.json()["url"]
-        c = self.report(self.hotline, "citizen", media=[photo])
+        c = self.report(self.op, "citizen", media=[photo])
         cid = c["id"]
         self.assertEqual(c["media"], [photo])
         self.assertEqual(self.act(cid, "accept", key=self.hotline)["status"], "accepted")
@@ -151,7 +155,7 @@ class WorkflowTest(CasesTest):
         self.assertEqual([h["to"] for h in hist], ["reported", "accepted", "filed", "dispatched", "in_progress",
                                                    "handled", "checked", "closed", "evaluated"])
         self.assertEqual([h["role"] for h in hist],
-                         ["hotline", "hotline", "operator", "system", "dept", "dept", "grid", "operator", "hotline"])
+                         ["operator", "hotline", "operator", "system", "dept", "dept", "grid", "operator", "hotline"])
         for h in hist:
             self.assertRegex(h["at"], r"^\d{4}-\d\d-\d\dT")
         # the photo behind the case is served

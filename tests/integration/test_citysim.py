@@ -299,7 +299,8 @@ class CitysimTest(ServerTestCase):
         self.assertEqual(sorted(rep), ["citizen", "grid", "hotline"], self.first.stderr)
         self.assertEqual(rep["citizen"][1], "open311" if HAVE_OPEN311 else "cases")
         self.assertEqual({rep["hotline"][1], rep["grid"][1]}, {"cases"})
-        reporter_role = {"hotline": "hotline", "grid": "grid", "citizen": "hotline"}  # Open311 intake acts as 12345
+        # citizens report with the citizen app's key through Open311, else the centre enters them
+        reporter_role = {"hotline": "hotline", "grid": "grid", "citizen": "citizen" if HAVE_OPEN311 else "operator"}
         for ch, (id, _, district) in rep.items():
             c = self.case(id)
             self.assertEqual(c["channel"], ch)
@@ -374,9 +375,9 @@ class CitysimTest(ServerTestCase):
         departments = self.get("/api/v1/departments").json()["departments"]
         self.assertEqual(roles.count("dept"), len(departments))
         self.assertEqual(roles.count("grid"), len(DISTRICTS))
-        self.assertEqual((roles.count("operator"), roles.count("hotline")), (1, 1))
+        self.assertEqual((roles.count("operator"), roles.count("hotline"), roles.count("citizen")), (1, 1, 1))
         self.assertEqual({k["department"] for k in sim if k["role"] == "grid"}, set(DISTRICTS))
-        for name in ("operator.key", "hotline.key", "grid-410802.key", "dept-cgj.key"):
+        for name in ("operator.key", "hotline.key", "citizen.key", "grid-410802.key", "dept-cgj.key"):
             st = os.stat(os.path.join(self.keys_dir, name))
             self.assertEqual(st.st_mode & 0o777, 0o600, name)
 

@@ -1,7 +1,7 @@
 """Open311 GeoReport v2 at /open311/v2/ over real HTTP: discovery, services
 and service definitions in JSON and XML, POST requests with an api_key
-(form-encoded; a citizen app's key, or admin/operator/hotline acting for a
-citizen, never grid/dept/viewer), the standard's errors, GET requests with
+(form-encoded, api_key in the body; a citizen app's key only, never a
+staff key: requests are public), the standard's errors, GET requests with
 its filters and the 90-day default window (citizens' reports only), one
 request with agency_responsible and expected_datetime once dispatched,
 tokens, 404s, and the rating extension with the access_token a POST
@@ -164,16 +164,21 @@ class Open311Test(ServerTestCase):
 
     def test_which_keys_may_post(self):
         fields = {"service_code": "06002", "address_string": "民主路"}
-        for role in ("admin", "operator", "hotline", "citizen"):
-            key = self.admin if role == "admin" else self.s.key(role)
-            r = self.post({**fields, "api_key": key})
-            self.assertEqual(r.status, 201, (role, r))
-            case = self.s.request("GET", f"/api/v1/cases/{r.json()[0]['service_request_id']}", key=self.admin).json()
-            self.assertEqual(case["channel"], "citizen", role)  # acting for a citizen
-            self.assertEqual(case["history"][0]["role"], role)
-        for role, extra in (("viewer", ()), ("grid", ("--department", "410802")), ("dept", ("--department", "szgy"))):
-            self.assertOpen311Error(self.post({**fields, "api_key": self.s.key(role, *extra)}), 403, role)
+        r = self.post({**fields, "api_key": self.citizen})
+        self.assertEqual(r.status, 201, r)
+        case = self.s.request("GET", f"/api/v1/cases/{r.json()[0]['service_request_id']}", key=self.admin).json()
+        self.assertEqual((case["channel"], case["history"][0]["role"]), ("citizen", "citizen"))
+        # staff report through /api/v1/cases: what a 12345 operator types about a caller never becomes public
+        for role, extra in (("admin", ()), ("operator", ()), ("hotline", ()), ("viewer", ()),
+                            ("grid", ("--department", "410802")), ("dept", ("--department", "szgy"))):
+            key = self.admin if role == "admin" else self.s.key(role, *extra)
+            self.assertOpen311Error(self.post({**fields, "api_key": key}), 403, role)
         self.assertOpen311Error(self.post({**fields, "api_key": self.viewer}, "xml"), 403)
+        self.assertEqual(self.get("requests.json").json(), [self.get(f"requests/{case['id']}.json").json()[0]])
+        # the api_key is read from the body only: a URL (which proxies log) carries no secret
+        r = self.s.request("POST", "/open311/v2/requests.json?" + urllib.parse.urlencode({"api_key": self.citizen}),
+                           body=urllib.parse.urlencode(fields), headers=FORM)
+        self.assertOpen311Error(r, 403, "api_key is required")
 
     def test_post_with_a_bad_key(self):
         fields = {"service_code": "06002", "address_string": "民主路"}
@@ -380,6 +385,9 @@ class Open311Test(ServerTestCase):
         self.assertOpen311Error(self.rate(rid, access_token="cbf_" + "0" * 32, rating="满意"), 403, "access_token")
         self.assertOpen311Error(self.rate(rid, access_token=token[:-1], rating="满意"), 403)
         self.assertOpen311Error(self.rate(rid, rating="满意"), 403, "access_token is required")
+        r = self.s.request("POST", f"/open311/v2/requests/{rid}/rating.json?access_token={token}",
+                           body=urllib.parse.urlencode({"rating": "满意"}), headers=FORM)
+        self.assertOpen311Error(r, 403, "access_token is required")  # from the body only, never the URL
         self.assertOpen311Error(self.rate(rid, access_token=other["access_token"], rating="满意"), 403)
         self.assertOpen311Error(self.rate("C20000101-000001", access_token=token, rating="满意"), 403)
         self.assertOpen311Error(self.rate(rid, "xml", access_token="nope", rating="满意"), 403)
@@ -419,8 +427,9 @@ class Open311Test(ServerTestCase):
         self.assertEqual((root.find("request/status").text, root.find("request/status_notes").text), ("open", "返工"))
         case = self.case(rid)
         self.assertEqual((case["status"], case["rating"]), ("rework", "不满意"))
-        self.assertEqual([(h["action"], h["role"]) for h in case["history"][-2:]],
-                         [("evaluate", "citizen"), ("reopen", "citizen")])
+        # the citizen rated; the reopen is the system's doing, not the citizen's
+        self.assertEqual([(h["action"], h["by"], h["role"]) for h in case["history"][-2:]],
+                         [("evaluate", "citizen", "citizen"), ("reopen", "system", "system")])
         self.assertOpen311Error(self.rate(rid, access_token=token, rating="满意"), 409, "not closed yet")
         # reworked and closed again: the citizen rates the new outcome
         for action, body in (("start", None), ("handle", {"note": "已加固"}), ("check", {"passed": True}),

@@ -5,9 +5,13 @@
 #include "test.h"
 
 #include "cases/cases.h"
+#include "cases/media.h"
 #include "cases/workflow.h"
 #include "core/clock.h"
 #include "core/log.h"
+
+#include <pthread.h>
+#include <unistd.h>
 
 #define MIN 60000LL
 
@@ -429,12 +433,16 @@ TEST(test_masking)
         const char *in, *want;
     } masks[] = {{cases_mask_name, "张三丰", "张**"},          {cases_mask_name, "李", "李*"},
                  {cases_mask_name, "Alice", "A****"},         {cases_mask_name, "", ""},
-                 {cases_mask_phone, "13812345678", "138****5678"}, {cases_mask_phone, "12345", "****"}};
+                 {cases_mask_phone, "13812345678", "138****5678"}, {cases_mask_phone, "12345", "****"},
+                 /* never more than half the digits: a landline keeps its last 2 */
+                 {cases_mask_phone, "3912345", "****45"},         {cases_mask_phone, "0391234567", "****67"},
+                 {cases_mask_phone, "+8613812345678", "+86****5678"}, {cases_mask_phone, "", ""}};
     for (size_t i = 0; i < sizeof masks / sizeof masks[0]; i++) {
         char out[64];
         masks[i].mask(masks[i].in, out, sizeof out);
         CHECK_STR(out, masks[i].want);
     }
+    CHECK_INT(cases_sees_reporter(NULL), 0); /* no principal sees nothing whole */
     cases *c = open_city();
     char id[CASE_ID_MAX];
     json_decref(report(c, "hotline", "01002", 113.1, 35.2, "410802", NULL, id));
@@ -983,6 +991,19 @@ TEST(test_categories)
     body = json_pack("{s:i}", "limit_hours", 2);
     CHECK_INT(cases_category_put(c, "09009", body, &out, &err), CB_EMISSING_FIELD); /* new: needs a name */
     json_decref(body);
+    /* a disabled category is still there: re-enabling it needs no name and keeps its limit */
+    body = json_pack("{s:b}", "enabled", 0);
+    CHECK_INT(cases_category_put(c, "09002", body, &out, &err), 0);
+    CHECK(json_is_false(json_object_get(out, "enabled")));
+    json_decref(out);
+    json_decref(body);
+    body = json_pack("{s:b}", "enabled", 1);
+    CHECK_INT(cases_category_put(c, "09002", body, &out, &err), 0);
+    CHECK(json_is_true(json_object_get(out, "enabled")));
+    CHECK_INT(json_integer_value(json_object_get(out, "limit_minutes")), 1);
+    CHECK_STR(json_string_value(json_object_get(out, "name")), "占道经营");
+    json_decref(out);
+    json_decref(body);
     /* import: all or nothing */
     json_t *file = json_loads("{\"classes\": [{\"code\": \"06\", \"name\": \"市容环境\", \"kind\": \"matter\", "
                               "\"items\": [{\"code\": \"06001\", \"name\": \"私搭乱建\", \"limit_hours\": 40}, "
@@ -1005,8 +1026,59 @@ TEST(test_categories)
     close_city(c);
 }
 
+/* Threads uploading the same photo at once each write a temporary file of
+ * their own: none fails because another renamed "its" file away. */
+#define UPLOADERS 4
+static const char *upload_dir;
+static pthread_barrier_t upload_start;
+static unsigned char photo[4096] = {0xFF, 0xD8, 0xFF, 0xE0};
+
+static void *upload_main(void *arg)
+{
+    int *rc = arg;
+    char name[MEDIA_NAME_MAX];
+    cb_error err;
+    pthread_barrier_wait(&upload_start);
+    *rc = media_store(upload_dir, "image/jpeg", photo, sizeof photo, 1 << 20, name, &err);
+    return NULL;
+}
+
+TEST(test_media_same_photo_at_once)
+{
+    char name[MEDIA_NAME_MAX], path[160], media[96];
+    cb_error err;
+    test_make_dir(dir);
+    upload_dir = dir;
+    CHECK_INT(media_store(dir, "image/jpeg", photo, sizeof photo, 1 << 20, name, &err), 0);
+    snprintf(path, sizeof path, "%s/media/%s", dir, name);
+    for (int round = 0; round < 30; round++) {
+        unlink(path); /* each round stores it anew */
+        pthread_t t[UPLOADERS];
+        int rc[UPLOADERS];
+        pthread_barrier_init(&upload_start, NULL, UPLOADERS);
+        for (int i = 0; i < UPLOADERS; i++)
+            pthread_create(&t[i], NULL, upload_main, &rc[i]);
+        for (int i = 0; i < UPLOADERS; i++) {
+            pthread_join(t[i], NULL);
+            CHECK_INT(rc[i], 0);
+        }
+        pthread_barrier_destroy(&upload_start);
+        CHECK_INT(access(path, R_OK), 0);
+    }
+    snprintf(media, sizeof media, "%s/media", dir);
+    DIR *d = opendir(media);
+    int files = 0;
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        files += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    CHECK_INT(files, 1); /* the photo, and no temporary file left behind */
+    test_remove_dir(media);
+    test_remove_dir(dir);
+}
+
 TEST_MAIN(test_table_shape, test_every_transition_every_role, test_actions, test_forbidden_transitions, test_department_scope,
           test_masking, test_routing_specificity, test_duplicates, test_deadlines_and_supervision,
           test_yellow_in_working_time, test_supervision_thread,
           test_rework_and_rating, test_follow_token_rating, test_returned_and_redispatched, test_alarm_hook, test_intake_validation,
-          test_list_search_stats, test_categories)
+          test_list_search_stats, test_categories, test_media_same_photo_at_once)

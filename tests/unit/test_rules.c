@@ -658,6 +658,41 @@ TEST(test_entity_scoped_rules)
     city_close(&c);
 }
 
+/* A rule deleted or disabled right after a raise (published, maybe not yet
+ * stored by the rules thread) leaves no open alarm. */
+TEST(test_delete_right_after_raise)
+{
+    struct city c = {0};
+    if (city_open(&c) != 0)
+        return;
+    entity(&c, "w0", "WaterLevelSensor", 113.05, 35.05);
+    const char *def = "{\"id\":\"%s\",\"name\":\"水位\",\"kind\":\"threshold\",\"scope\":{\"type\":"
+                      "\"WaterLevelSensor\"},\"attr\":\"level_m\",\"op\":\">\",\"value\":10,\"severity\":"
+                      "\"major\",\"category\":\"防汛\"%s}";
+    char text[512], id[16];
+    int64_t t = clock_now_ms();
+    cb_error err;
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "r%d", i);
+        snprintf(text, sizeof text, def, id, "");
+        rule(&c, text);
+        num(&c, "w0", "level_m", t + 2 * i, 20);
+        if (i % 2 == 0) {
+            CHECK_INT(rules_delete(c.r, id, &err), 0);
+        } else {
+            snprintf(text, sizeof text, def, id, ",\"enabled\":false");
+            json_t *d = json_loads(text, 0, NULL), *out = NULL;
+            CHECK_INT(rules_update(c.r, id, d, &out, &err), 0);
+            json_decref(d);
+            json_decref(out);
+        }
+        num(&c, "w0", "level_m", t + 2 * i + 1, 5); /* clears nothing of the rules above: none left enabled */
+        CHECK_INT(count(&c, id, "active"), 0);
+    }
+    city_close(&c);
+}
+
 TEST_MAIN(test_validation, test_threshold_hysteresis, test_for_s_and_out_of_order, test_rate, test_nodata, test_geofence,
           test_region_count, test_dedup_window, test_maintenance, test_case_hook, test_restart_keeps_alarms,
-          test_alarm_numbers, test_acknowledge_clear_and_lists, test_entity_scoped_rules)
+          test_alarm_numbers, test_acknowledge_clear_and_lists, test_entity_scoped_rules,
+          test_delete_right_after_raise)

@@ -165,7 +165,7 @@ static int file_open311(intake *in, api *a, const staff *st, const struct report
     snprintf(last, sizeof last, "%.*s", (int)first, rp->name);
     buf b;
     buf_init(&b);
-    form_field(&b, "api_key", st->hotline_key);
+    form_field(&b, "api_key", st->citizen_key);
     form_field(&b, "service_code", rp->what.category);
     snprintf(num, sizeof num, "%.7f", rp->lat);
     form_field(&b, "lat", num);
@@ -204,7 +204,11 @@ static int file_open311(intake *in, api *a, const staff *st, const struct report
 static int file_case(api *a, const staff *st, const struct report *rp, char *id, size_t idlen, char *err,
                      size_t errlen)
 {
-    const char *key = rp->ch == CH_GRID && st->grid_keys ? st->grid_keys[rp->di] : st->hotline_key;
+    /* without Open311 a citizen's report is entered by the operations centre:
+     * the hotline reports through channel hotline only */
+    const char *key = rp->ch == CH_GRID && st->grid_keys ? st->grid_keys[rp->di]
+                      : rp->ch == CH_CITIZEN       ? st->operator_key
+                                                   : st->hotline_key;
     json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:f, s:f, s:{s:s, s:s}}", "channel", channel_names[rp->ch],
                              "category", rp->what.category, "description", rp->what.description, "address",
                              rp->what.address, "lon", rp->lon, "lat", rp->lat, "reporter", "name", rp->name, "phone",

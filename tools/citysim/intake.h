@@ -3,10 +3,11 @@
  *            hotline, with the caller's name and phone, the hotline key)
  *   grid     grid workers on their rounds (channel grid, their district's key)
  *   citizen  citizens on their phones: Open311 GeoReport v2 (POST
- *            /open311/v2/requests.json, form-encoded, api_key) when citybrain
- *            serves it (answering the service definition's required
- *            attributes from the description's words: "破损" → damaged),
- *            else POST /api/v1/cases with channel citizen
+ *            /open311/v2/requests.json, form-encoded, api_key the citizen
+ *            app's key) when citybrain serves it (answering the service
+ *            definition's required attributes from the description's words:
+ *            "破损" → damaged), else POST /api/v1/cases with channel citizen
+ *            and the operator's key (the hotline reports as hotline only)
  * about per_min reports a minute on average (exponential gaps), split
  * hotline 45 % / grid 35 % / citizen 20 %, in districts weighted by kind
  * (the centre reports most), at random points inside them, with the

@@ -78,7 +78,7 @@ static const struct opt {
     {"case-pace", "X", "1", "the case workflow's speed: the centre's and departments' delays (minutes) divided by X",
      OPT_DOUBLE, offsetof(struct options, case_pace), 0.01, 10000},
     {"keys-dir", "DIR", NULL,
-     "keep the role keys citysim makes for the workflow (operator, hotline, grid, dept) here and reuse them; "
+     "keep the role keys citysim makes for the workflow (operator, hotline, citizen, grid, dept) here and reuse them; "
      "without it each run makes new ones",
      OPT_STR, offsetof(struct options, keys_dir), 0, 0},
     {"no-reports", NULL, NULL, "file no reports (the workflow still works the cases there are)", OPT_FLAG,

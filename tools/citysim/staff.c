@@ -36,12 +36,14 @@ static int write_key_file(const char *path, const char *key)
     return close(fd) == 0 && ok ? 0 : -1;
 }
 
-/* 1 when citybrain still takes the key. */
-static int key_works(api *a, const char *key)
+/* 1 when citybrain still takes the key: GET /api/v1/whoami for staff; a
+ * citizen app's key reads nothing but the nearby services. */
+static int key_works(api *a, const char *key, const char *role)
 {
     char err[256];
     int status = 0;
-    json_t *who = api_json_as(a, key, "GET", "/api/v1/whoami", NULL, &status, err, sizeof err);
+    const char *probe = strcmp(role, "citizen") == 0 ? "/api/v1/nearby?lon=113.24&lat=35.22" : "/api/v1/whoami";
+    json_t *who = api_json_as(a, key, "GET", probe, NULL, &status, err, sizeof err);
     json_decref(who);
     return who && status == 200;
 }
@@ -74,7 +76,7 @@ static char *get_key(api *a, const char *dir, const char *file, const char *role
     if (dir) {
         snprintf(path, sizeof path, "%s/%s", dir, file);
         char *kept = read_key_file(path);
-        if (kept && key_works(a, kept))
+        if (kept && key_works(a, kept, role))
             return kept;
         free(kept);
     }
@@ -129,7 +131,9 @@ int staff_load(staff *s, api *a, const city *ct, const char *dir, char *err, siz
     if (!(s->operator_key = get_key(a, dir, "operator.key", "operator", NULL, "运营中心调度员 (citysim)", &created,
                                     err, errlen)) ||
         !(s->hotline_key = get_key(a, dir, "hotline.key", "hotline", NULL, "12345热线话务员 (citysim)", &created,
-                                   err, errlen)))
+                                   err, errlen)) ||
+        !(s->citizen_key = get_key(a, dir, "citizen.key", "citizen", NULL, "市民端 (citysim)", &created, err,
+                                   errlen)))
         return -1;
     if (!(s->grid_keys = calloc(ct->n ? ct->n : 1, sizeof *s->grid_keys)))
         return snprintf(err, errlen, "out of memory"), -1;
@@ -155,6 +159,7 @@ void staff_free(staff *s)
 {
     free(s->operator_key);
     free(s->hotline_key);
+    free(s->citizen_key);
     for (size_t i = 0; s->grid_keys && i < s->ngrid; i++)
         free(s->grid_keys[i]);
     free(s->grid_keys);

@@ -1,14 +1,16 @@
 /* staff — the people citysim plays in the case workflow and the keys they
  * act with, each of its own role: the operations centre (operator), the 12345
  * hotline (hotline), one grid worker per district (grid; the key's area is
- * the district) and the staff of every department citybrain knows (dept;
- * GET /api/v1/departments).
+ * the district), the staff of every department citybrain knows (dept;
+ * GET /api/v1/departments) and the citizen app through which citizens
+ * report over Open311 (citizen).
  *
  * The keys are made with citysim's own key, which must be an admin's,
  * through POST /api/v1/keys. Given a directory they are kept there, one file
- * per key (operator.key, hotline.key, grid-<district>.key, dept-<code>.key,
- * mode 600), and the next run reuses those that still work (GET
- * /api/v1/whoami), so restarts do not pile up keys. Without a directory each
+ * per key (operator.key, hotline.key, citizen.key, grid-<district>.key,
+ * dept-<code>.key, mode 600), and the next run reuses those that still work
+ * (GET /api/v1/whoami, for the citizen app GET /api/v1/nearby), so restarts
+ * do not pile up keys. Without a directory each
  * run makes new ones. */
 #ifndef CITYSIM_STAFF_H
 #define CITYSIM_STAFF_H
@@ -31,6 +33,7 @@ struct department {
 typedef struct {
     char *operator_key; /* owned */
     char *hotline_key;  /* owned */
+    char *citizen_key;  /* owned; the citizen app's key, for Open311 only */
     char **grid_keys;   /* [district index of the city]; owned, each owned */
     size_t ngrid;
     struct department *dept; /* owned */
