@@ -24,6 +24,8 @@
  *           whole answer read; -r runs after one untimed warm-up; prints the
  *           median ms and the bytes of the last answer (non-200: exit 1)
  * Exit status: 0, or 1 on a wrong answer. */
+#include "bench_net.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -52,19 +54,6 @@ static int port = 8080, conns = 2, runs = 5;
 static double days = 3;
 static long long start_ms;
 static const char *key = "", *file, *query, *conninfo;
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-    perror(what);
-    exit(2);
-}
 
 /* --- the workload --- */
 
@@ -123,46 +112,11 @@ static double reading_value(long i, long m)
 
 /* --- growing buffer --- */
 
-struct text {
-    char *p;
-    size_t len, cap;
-};
-
-static void text_reserve(struct text *t, size_t n)
-{
-    if (t->len + n + 1 > t->cap) {
-        t->cap = (t->len + n + 1) * 2;
-        if (!(t->p = realloc(t->p, t->cap)))
-            die("realloc");
-    }
-}
-
 /* --- lp: over HTTP --- */
 
 static int connect_server(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        die("socket");
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        die("connect");
-    return fd;
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    return bench_connect("127.0.0.1", port);
 }
 
 /* Sends one request and checks a 200 whose "accepted" is want; retries 503. */

@@ -24,6 +24,8 @@
  * Output: one line of key=value pairs (readings, seconds, readings_per_s,
  * requests, errors, refused, bytes) on stdout; problems on stderr.
  * Exit status: 0, or 1 when any response was wrong. */
+#include "bench_net.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -79,37 +81,7 @@ struct worker {
 
 static atomic_int counting, stopping, complaints;
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-    perror(what);
-    exit(2);
-}
-
 /* --- growing text buffer --- */
-
-struct text {
-    char *p;
-    size_t len, cap;
-};
-
-static void text_add(struct text *t, const char *s, size_t n)
-{
-    if (t->len + n + 1 > t->cap) {
-        t->cap = (t->len + n + 1) * 2;
-        if (!(t->p = realloc(t->p, t->cap)))
-            die("realloc");
-    }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = 0;
-}
 
 static void text_printf(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void text_printf(struct text *t, const char *fmt, ...)
@@ -233,33 +205,14 @@ static void build_bulk(long first, long n, struct request *rq)
 
 static int connect_server(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        die("socket");
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o.port)};
-    if (inet_pton(AF_INET, o.host, &sa.sin_addr) != 1) {
+    int fd = bench_connect(o.host, o.port);
+    if (fd < 0) {
         fprintf(stderr, "loadgen: -H takes an IPv4 address, got %s\n", o.host);
         exit(2);
     }
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        die("connect");
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 struct response {

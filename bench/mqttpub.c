@@ -13,6 +13,8 @@
  *
  * Output: one line "messages=N seconds=S messages_per_s=R" (seconds from the
  * first publish to the last PUBACK, or to the last message received with -S). */
+#include "bench_net.h"
+
 #include <mosquitto.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,13 +34,6 @@ struct client {
 
 static atomic_long acked, received;
 static atomic_int subscribed;
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec / 1e9;
-}
 
 static void on_connect(struct mosquitto *m, void *arg, int rc)
 {
