@@ -37,6 +37,8 @@ struct ingest {
     series *series;             /* history; borrowed */
     uint64_t apply_lsn;         /* the record being applied (writer thread, or start-up) */
     int apply_state;            /* 0 while replaying records the checkpoint already holds */
+    struct series_point *points; /* the record's numeric readings, for history; grown, owned */
+    size_t npoints, cap_points;
     struct ingest_observer obs; /* applied == NULL: none */
 };
 
@@ -158,11 +160,13 @@ static int check_time(struct parse_ctx *c, int64_t ts, cb_error *e)
     return 0;
 }
 
-static int resolve_entity(struct parse_ctx *c, const char *id, uint32_t *no, cb_error *e)
+/* The entity named by id[0..len) (NULL: none given). */
+static int resolve_entity(struct parse_ctx *c, const char *id, size_t len, uint32_t *no, cb_error *e)
 {
-    *no = id ? state_find(c->in->st, id) : STATE_NONE;
+    *no = id ? state_find_n(c->in->st, id, len) : STATE_NONE;
     if (*no == STATE_NONE)
-        return cb_error_set(e, CB_ENOT_FOUND, NULL, "unknown entity '%.128s'", id ? id : "");
+        return cb_error_set(e, CB_ENOT_FOUND, NULL, "unknown entity '%.*s'", id ? (int)(len < 128 ? len : 128) : 0,
+                            id ? id : "");
     if (c->p && c->p->role == ROLE_DEVICE && c->p->entity != *no)
         return cb_error_set(e, CB_EFORBIDDEN, NULL, "a device may write only its own entity");
     return 0;
@@ -494,7 +498,7 @@ static void parse_item(struct parse_ctx *c, size_t i, const struct item *it)
     if (!it->is_object || (it->values.type != JSON_SCAN_OBJECT && !it->location.type)) {
         cb_error_set(&e, CB_EINVALID_FIELD, NULL, "a reading is {\"entity\", \"ts\"?, \"values\": {...}, \"location\"?}");
         reject_at(c, i, n ? n : 1, &e, "readings[%zu]", i);
-    } else if (resolve_entity(c, id, &no, &e) != 0) {
+    } else if (resolve_entity(c, id, id ? strlen(id) : 0, &no, &e) != 0) {
         reject_at(c, i, n ? n : 1, &e, "readings[%zu].entity", i);
     } else if (json_ts(c, it->ts.type ? &it->ts : NULL, &ts, &e) != 0) {
         reject_at(c, i, n ? n : 1, &e, "readings[%zu].ts", i);
@@ -571,12 +575,12 @@ int ingest_parse_json(ingest *in, const char *body, size_t len, const struct pri
         struct json_scan_value v;
         struct item it;
         scan_again(&c, &s, &list);
-        state_rdlock(in->st);
+        state_dir_rdlock(in->st);
         for (size_t i = 0; json_scan_element(&s, &v) == 1; i++) {
             read_item(&c, &s, &v, &it);
             parse_item(&c, i, &it);
         }
-        state_unlock(in->st);
+        state_dir_unlock(in->st);
         if (c.nomem)
             rc = cb_error_set(err, CB_ENOMEM, NULL, NULL);
     }
@@ -610,8 +614,8 @@ int ingest_parse_telemetry(ingest *in, const char *entity_id, const char *payloa
     uint32_t no;
     int64_t ts;
     cb_error e;
-    state_rdlock(in->st);
-    if (resolve_entity(&c, entity_id, &no, &e) != 0) {
+    state_dir_rdlock(in->st);
+    if (resolve_entity(&c, entity_id, entity_id ? strlen(entity_id) : 0, &no, &e) != 0) {
         reject_at(&c, 0, n ? n : 1, &e, "topic");
     } else if (json_ts(&c, ts_v, &ts, &e) != 0) {
         reject_at(&c, 0, n ? n : 1, &e, "ts");
@@ -620,7 +624,7 @@ int ingest_parse_telemetry(ingest *in, const char *entity_id, const char *payloa
         if (loc)
             add_location(&c, 0, loc, no, ts);
     }
-    state_unlock(in->st);
+    state_dir_unlock(in->st);
     int rc = c.nomem ? cb_error_set(err, CB_ENOMEM, NULL, NULL) : 0;
     ctx_free(&c);
     return rc;
@@ -665,17 +669,14 @@ static int lp_field_item(struct parse_ctx *c, const struct lp_field *f, uint32_t
 static int lp_on_point(void *arg, size_t line, const struct lp_point *pt)
 {
     struct parse_ctx *c = arg;
-    char id[ENTITY_ID_MAX + 1] = "";
     const struct lp_str *tag = lp_entity_tag(pt);
-    if (tag && tag->len <= ENTITY_ID_MAX)
-        memcpy(id, tag->ptr, tag->len), id[tag->len] = '\0';
     uint32_t no;
     cb_error e;
     int64_t ts = pt->time_ns / 1000000;
     if (!tag) {
         cb_error_set(&e, CB_EMISSING_FIELD, NULL, "line %zu: tag 'id' naming the entity is missing", line);
         reject_at(c, line, pt->nfields, &e, "line %zu", line);
-    } else if (resolve_entity(c, id, &no, &e) != 0 || check_time(c, ts, &e) != 0) {
+    } else if (resolve_entity(c, tag->ptr, tag->len, &no, &e) != 0 || check_time(c, ts, &e) != 0) {
         reject_at(c, line, pt->nfields, &e, "line %zu", line);
     } else {
         for (size_t i = 0; i < pt->nfields; i++) {
@@ -706,9 +707,9 @@ int ingest_parse_lp(ingest *in, const char *body, size_t len, const char *precis
         return rc;
     struct parse_ctx c = {.in = in, .p = p, .out = out, .rep = rep, .now_ms = clock_now_ms()};
     pthread_mutex_lock(&in->lp_lock);
-    state_rdlock(in->st);
+    state_dir_rdlock(in->st); /* ids only: the writer keeps applying meanwhile */
     rc = lp_parse(in->lp, body, len, prec, c.now_ms * 1000000, lp_on_point, lp_on_error, &c);
-    state_unlock(in->st);
+    state_dir_unlock(in->st);
     pthread_mutex_unlock(&in->lp_lock);
     if (rc == 0 && (long long)(rep->accepted + rep->rejected) > in->cfg->max_batch_readings)
         rc = cb_error_set(err, CB_ETOO_LARGE, "body", "%zu readings in one request; at most %lld",
@@ -718,10 +719,25 @@ int ingest_parse_lp(ingest *in, const char *body, size_t len, const char *precis
 
 /* --- the writer's side: apply and checkpoint --- */
 
+/* Keeps a numeric reading for history, which takes the record's at once. */
+static int keep_point(ingest *in, const struct batch_item *it)
+{
+    if (in->npoints == in->cap_points) {
+        size_t cap = in->cap_points ? in->cap_points * 2 : 1024;
+        struct series_point *p = realloc(in->points, cap * sizeof *p);
+        if (!p)
+            return series_append(in->series, it->entity, it->attr, it->ts_ms, it->num) < 0 ? CB_ENOMEM : 0;
+        in->points = p;
+        in->cap_points = cap;
+    }
+    in->points[in->npoints++] = (struct series_point){it->entity, it->attr, it->ts_ms, it->num};
+    return 0;
+}
+
 static int apply_item(void *arg, const struct batch_item *it)
 {
     ingest *in = arg;
-    if (it->kind == BATCH_NUM && series_append(in->series, it->entity, it->attr, it->ts_ms, it->num) < 0)
+    if (it->kind == BATCH_NUM && keep_point(in, it) != 0)
         return CB_ENOMEM;
     if (!in->apply_state)
         return 0;
@@ -744,9 +760,12 @@ static int apply_record(void *ctx, uint64_t lsn, const void *payload, size_t len
     ingest *in = ctx;
     cb_error err;
     in->apply_lsn = lsn;
+    in->npoints = 0;
     state_wrlock(in->st);
     int rc = batch_decode(payload, len, apply_item, in, &err);
     state_unlock(in->st);
+    if (series_append_many(in->series, in->points, in->npoints) != 0 && rc == 0)
+        rc = CB_ENOMEM;
     if (rc != 0)
         log_event(LOG_ERROR, "apply", "lsn=%llu error=%s msg=\"%s\"", (unsigned long long)lsn, cb_err_name(rc),
                   rc == CB_ENOMEM ? "out of memory" : err.message);
@@ -883,6 +902,7 @@ void ingest_close(ingest *in)
     db_close(in->ckpt_db);
     lp_parser_free(in->lp);
     pthread_mutex_destroy(&in->lp_lock);
+    free(in->points);
     free(in);
 }
 

@@ -12,8 +12,9 @@
  * values is three readings. "location": [lon, lat] moves the entity (its
  * district and grid cell follow) and counts as one reading.
  *
- * Threads: the parse functions may run on any thread (they read the state
- * under its read lock); ingest_submit is thread-safe. */
+ * Threads: the parse functions may run on any thread (they resolve ids under
+ * the state's directory lock, so they run while the writer applies);
+ * ingest_submit is thread-safe. */
 #ifndef CB_INGEST_H
 #define CB_INGEST_H
 

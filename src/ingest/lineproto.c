@@ -1,7 +1,8 @@
 /* lineproto — InfluxDB line protocol parser; lineproto.h has the syntax it
  * accepts and who owns what it reports.
  *
- * The hot path is one byte-class table lookup per byte and a decimal-to-double
+ * The hot path skips the plain bytes of a name sixteen at a time (SSE2, where
+ * the compiler has it; else one byte-class table lookup per byte) and makes a decimal-to-double
  * conversion that is exact without strtod when Clinger's fast path applies (at
  * most 19 significant digits, mantissa <= 2^53, power of ten within +-22: one
  * correctly rounded IEEE multiply or divide of two exact values). Everything
@@ -16,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Byte classes; a scan stops at any byte whose class meets its mask. */
 enum {
@@ -148,6 +152,34 @@ static struct lp_str unescape_name(lp_parser *p, struct lp_str s, unsigned stop)
     return (struct lp_str){dst, (size_t)(o - dst)};
 }
 
+/* The first byte in [q, end) whose class meets mask (or end). SSE2 finds the
+ * bytes that could (control, space, ',', '=', '\\', DEL: a superset of every
+ * mask here) sixteen at a time, and the table decides. */
+static const char *skip_plain(const char *q, const char *end, unsigned mask)
+{
+#ifdef __SSE2__
+    const __m128i space = _mm_set1_epi8(' '), comma = _mm_set1_epi8(','), eq = _mm_set1_epi8('='),
+                  bslash = _mm_set1_epi8('\\'), del = _mm_set1_epi8(0x7f);
+    while (end - q >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        __m128i hit = _mm_cmpeq_epi8(_mm_max_epu8(v, space), space); /* <= ' ': control or space */
+        hit = _mm_or_si128(hit, _mm_or_si128(_mm_cmpeq_epi8(v, comma), _mm_cmpeq_epi8(v, eq)));
+        hit = _mm_or_si128(hit, _mm_or_si128(_mm_cmpeq_epi8(v, bslash), _mm_cmpeq_epi8(v, del)));
+        unsigned bits = (unsigned)_mm_movemask_epi8(hit);
+        while (bits) {
+            const char *at = q + __builtin_ctz(bits);
+            if (CLASS(*at) & mask)
+                return at;
+            bits &= bits - 1;
+        }
+        q += 16;
+    }
+#endif
+    while (q < end && !(CLASS(*q) & mask))
+        q++;
+    return q;
+}
+
 /* Scans a name from *pos up to its first unescaped byte of class stop (or
  * the end). On success *pos is at that byte and out is the unescaped name. */
 static int scan_name(lp_parser *p, const char **pos, const char *end, unsigned stop,
@@ -157,8 +189,7 @@ static int scan_name(lp_parser *p, const char **pos, const char *end, unsigned s
     const unsigned mask = stop | C_BSLASH | C_CTRL;
     int escaped = 0;
     for (;;) {
-        while (q < end && !(CLASS(*q) & mask))
-            q++;
+        q = skip_plain(q, end, mask);
         if (q == end || (CLASS(*q) & stop))
             break;
         if (*q != '\\')

@@ -114,6 +114,7 @@ static void index_free(rules *R)
     free(R->index);
     R->index = NULL;
     R->index_cap = 0;
+    atomic_store(&R->indexed, 0);
     free(R->nodata);
     free(R->counting);
     R->nodata = R->counting = NULL;
@@ -190,6 +191,7 @@ int rules__index_rebuild(rules *R)
         if (rc != 0 || (ru->kind == RULE_NODATA && push_rule(&R->nodata, &R->nnodata, &nnod, ru) != 0) ||
             (ru->kind == RULE_REGION_COUNT && push_rule(&R->counting, &R->ncounting, &ncount, ru) != 0))
             return CB_ENOMEM;
+        atomic_fetch_add(&R->indexed, 1);
     }
     return 0;
 }
@@ -243,6 +245,8 @@ void rules_applied(void *ctx, const struct batch_item *it, const struct state_en
     rules *R = ctx; /* replayed readings are evaluated too; see rules.h "Time" */
     if (!e || !e->id)
         return;
+    if (atomic_load_explicit(&R->indexed, memory_order_relaxed) == 0)
+        return; /* no rules: a rule made meanwhile sees the readings after it */
     uint16_t attr = it->kind == BATCH_LOC ? 0 : it->attr;
     pthread_mutex_lock(&R->lock);
     if (R->index_cap) {

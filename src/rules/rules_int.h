@@ -164,6 +164,7 @@ struct rules {
     GEOSContextHandle_t geos;
     uint64_t evaluations;      /* readings × rules evaluated */
     size_t entity_scoped;      /* enabled rules indexed by their entities */
+    atomic_size_t indexed;     /* enabled rules in the index: 0 lets a reading skip the lock */
 
     /* The queue to the rules thread, guarded by qlock. */
     pthread_mutex_t qlock;

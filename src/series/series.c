@@ -802,15 +802,11 @@ static int append_locked(series *s, uint32_t sid, int64_t t, double v)
     return SERIES_APPENDED;
 }
 
-int series_append(series *s, uint32_t entity, uint16_t attr, int64_t t_ms, double v)
+/* Mutex held. series_append's work, counted. */
+static int append_one(series *s, uint32_t entity, uint16_t attr, int64_t t_ms, double v)
 {
     uint32_t sid;
     int rc = 0;
-    pthread_mutex_lock(&s->lock); /* once per reading: the id and the append under one hold */
-    if (s->batch.inflight && !s->batch.go) { /* back at work after a checkpoint: the flusher may write */
-        s->batch.go = 1;
-        pthread_cond_signal(&s->cond);
-    }
     uint32_t slot = s->slots ? hash_find(s, entity, attr) : 0;
     if (s->slots && s->slots[slot])
         sid = s->slots[slot] - 1;
@@ -824,6 +820,35 @@ int series_append(series *s, uint32_t entity, uint16_t attr, int64_t t_ms, doubl
         s->merged++;
     else if (rc == SERIES_DROPPED)
         s->dropped++;
+    return rc;
+}
+
+/* Mutex held: back at work after a checkpoint, so the flusher may write. */
+static void flusher_go(series *s)
+{
+    if (s->batch.inflight && !s->batch.go) {
+        s->batch.go = 1;
+        pthread_cond_signal(&s->cond);
+    }
+}
+
+int series_append(series *s, uint32_t entity, uint16_t attr, int64_t t_ms, double v)
+{
+    pthread_mutex_lock(&s->lock);
+    flusher_go(s);
+    int rc = append_one(s, entity, attr, t_ms, v);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int series_append_many(series *s, const struct series_point *pts, size_t n)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    flusher_go(s);
+    for (size_t i = 0; i < n; i++)
+        if (append_one(s, pts[i].entity, pts[i].attr, pts[i].t_ms, pts[i].v) < 0)
+            rc = CB_ENOMEM;
     pthread_mutex_unlock(&s->lock);
     return rc;
 }

@@ -123,6 +123,18 @@ enum series_append_result { SERIES_APPENDED, SERIES_MERGED, SERIES_DROPPED };
  * series_append_result or CB_ENOMEM (the point is not stored). */
 int series_append(series *s, uint32_t entity, uint16_t attr, int64_t t_ms, double v);
 
+/* One reading for series_append_many. */
+struct series_point {
+    uint32_t entity;
+    uint16_t attr;
+    int64_t t_ms;
+    double v;
+};
+/* Writer thread. series_append for each of pts[0..n), in order, under one
+ * hold of the mutex (a batch of the WAL at once). Returns 0, or CB_ENOMEM
+ * when a point could not be stored (the others are). */
+int series_append_many(series *s, const struct series_point *pts, size_t n);
+
 /* Writer thread, every checkpoint, with the lsn of the last record applied:
  * closes the chunks whose window ended SERIES_IDLE_CLOSE_MS before now_ms and
  * seals a batch — every pending chunk, a copy of every open chunk changed

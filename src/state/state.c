@@ -19,6 +19,7 @@ struct hash_entry {
 
 struct state {
     pthread_rwlock_t lock;
+    pthread_rwlock_t dir_lock;  /* slots (the array and ids), hash: taken inside lock */
     struct state_entity *slots; /* indexed by no */
     uint32_t nslots;
     struct hash_entry *hash;
@@ -33,9 +34,8 @@ struct state {
  * does, is a chain of ~45 dependent multiplies for a typical URN id), then
  * murmur3's finalizer so that every bit of the id reaches the low bits (the
  * slot) and the high half (the fingerprint). */
-static uint64_t hash_id(const char *s)
+static uint64_t hash_id(const char *s, size_t n)
 {
-    size_t n = strlen(s);
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ n, w;
     for (; n >= 8; n -= 8, s += 8) {
         memcpy(&w, s, 8);
@@ -68,6 +68,7 @@ int state_create(state **out, cb_error *err)
     }
     hash_clear(s->hash, s->hash_cap);
     pthread_rwlock_init(&s->lock, NULL);
+    pthread_rwlock_init(&s->dir_lock, NULL);
     *out = s;
     return 0;
 }
@@ -92,6 +93,7 @@ void state_destroy(state *s)
     free(s->slots);
     free(s->hash);
     pthread_rwlock_destroy(&s->lock);
+    pthread_rwlock_destroy(&s->dir_lock);
     free(s);
 }
 
@@ -99,10 +101,12 @@ void state_rdlock(state *s) { pthread_rwlock_rdlock(&s->lock); }
 int state_tryrdlock(state *s) { return pthread_rwlock_tryrdlock(&s->lock); }
 void state_wrlock(state *s) { pthread_rwlock_wrlock(&s->lock); }
 void state_unlock(state *s) { pthread_rwlock_unlock(&s->lock); }
+void state_dir_rdlock(state *s) { pthread_rwlock_rdlock(&s->dir_lock); }
+void state_dir_unlock(state *s) { pthread_rwlock_unlock(&s->dir_lock); }
 
-/* Slot of id (whose hash_id is h) in the hash, or of the first free place
- * where it would go. */
-static uint32_t hash_slot(const state *s, const char *id, uint64_t h, int *found)
+/* Slot of id[0..len) (whose hash_id is h) in the hash, or of the first free
+ * place where it would go. */
+static uint32_t hash_slot(const state *s, const char *id, size_t len, uint64_t h, int *found)
 {
     uint32_t mask = s->hash_cap - 1, pos = (uint32_t)h & mask, fp = (uint32_t)(h >> 32), free_pos = HASH_EMPTY;
     for (;;) {
@@ -114,7 +118,7 @@ static uint32_t hash_slot(const state *s, const char *id, uint64_t h, int *found
         if (e.no == HASH_TOMB) {
             if (free_pos == HASH_EMPTY)
                 free_pos = pos;
-        } else if (e.fp == fp && strcmp(s->slots[e.no].id, id) == 0) {
+        } else if (e.fp == fp && s->slots[e.no].id_len == len && memcmp(s->slots[e.no].id, id, len) == 0) {
             *found = 1;
             return pos;
         }
@@ -138,7 +142,8 @@ static int hash_grow(state *s)
         if (old[i].no >= HASH_TOMB)
             continue;
         int found;
-        h[hash_slot(s, s->slots[old[i].no].id, hash_id(s->slots[old[i].no].id), &found)] = old[i];
+        const struct state_entity *e = &s->slots[old[i].no];
+        h[hash_slot(s, e->id, e->id_len, hash_id(e->id, e->id_len), &found)] = old[i];
         s->hash_used++;
     }
     free(old);
@@ -180,9 +185,10 @@ static int insert_new(state *s, uint32_t no, const char *id, cb_error *err)
     struct state_entity *e = &s->slots[no];
     if (!(e->id = strdup(id)))
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
+    e->id_len = (uint32_t)strlen(id);
     int found;
-    uint64_t h = hash_id(id);
-    uint32_t pos = hash_slot(s, id, h, &found);
+    uint64_t h = hash_id(id, e->id_len);
+    uint32_t pos = hash_slot(s, id, e->id_len, h, &found);
     assert(!found);
     if (s->hash[pos].no == HASH_EMPTY)
         s->hash_used++;
@@ -192,8 +198,9 @@ static int insert_new(state *s, uint32_t no, const char *id, cb_error *err)
     return 0;
 }
 
-int state_put(state *s, uint32_t no, const char *id, const struct state_entity *meta,
-              cb_error *err)
+static void remove_locked(state *s, uint32_t no);
+
+static int put_locked(state *s, uint32_t no, const char *id, const struct state_entity *meta, cb_error *err)
 {
     if (no >= STATE_NONE - 1 || slots_reserve(s, no) != 0)
         return cb_error_set(err, CB_ENOMEM, NULL, "no room for entity %u", no);
@@ -202,7 +209,7 @@ int state_put(state *s, uint32_t no, const char *id, const struct state_entity *
         return cb_error_set(err, CB_ECONFLICT, "id", "entity '%s' already exists", id);
     struct state_entity *e = &s->slots[no];
     if (e->id && strcmp(e->id, id) != 0)
-        state_remove(s, no); /* a number re-used for another id: replace */
+        remove_locked(s, no); /* a number re-used for another id: replace */
     if (!e->id) {
         int rc = insert_new(s, no, id, err);
         if (rc != 0)
@@ -212,13 +219,28 @@ int state_put(state *s, uint32_t no, const char *id, const struct state_entity *
     return 0;
 }
 
+int state_put(state *s, uint32_t no, const char *id, const struct state_entity *meta, cb_error *err)
+{
+    pthread_rwlock_wrlock(&s->dir_lock);
+    int rc = put_locked(s, no, id, meta, err);
+    pthread_rwlock_unlock(&s->dir_lock);
+    return rc;
+}
+
 void state_remove(state *s, uint32_t no)
+{
+    pthread_rwlock_wrlock(&s->dir_lock);
+    remove_locked(s, no);
+    pthread_rwlock_unlock(&s->dir_lock);
+}
+
+static void remove_locked(state *s, uint32_t no)
 {
     if (no >= s->nslots || !s->slots[no].id)
         return;
     struct state_entity *e = &s->slots[no];
     int found;
-    uint32_t pos = hash_slot(s, e->id, hash_id(e->id), &found);
+    uint32_t pos = hash_slot(s, e->id, e->id_len, hash_id(e->id, e->id_len), &found);
     assert(found && s->hash[pos].no == no);
     s->hash[pos].no = HASH_TOMB;
     s->string_bytes -= strlen(e->id) + 1;
@@ -321,11 +343,16 @@ void state_set_counters(state *s, uint32_t no, uint64_t readings, int64_t last_s
     s->slots[no].last_seen_ms = last_seen_ms;
 }
 
-uint32_t state_find(const state *s, const char *id)
+uint32_t state_find_n(const state *s, const char *id, size_t len)
 {
     int found;
-    uint32_t pos = hash_slot(s, id, hash_id(id), &found);
+    uint32_t pos = hash_slot(s, id, len, hash_id(id, len), &found);
     return found ? s->hash[pos].no : STATE_NONE;
+}
+
+uint32_t state_find(const state *s, const char *id)
+{
+    return state_find_n(s, id, strlen(id));
 }
 
 const struct state_entity *state_get(const state *s, uint32_t no)

@@ -13,7 +13,11 @@
  *
  * Concurrency: one rwlock. The ingest writer and the entity API mutate under
  * state_wrlock; queries read under state_rdlock. Every function below says
- * which lock its caller must hold. Strings in entities are owned by the state. */
+ * which lock its caller must hold. Strings in entities are owned by the state.
+ * A second rwlock guards the directory alone (the id hash, the slot array and
+ * the ids): state_put and state_remove change it, under both locks. A parse
+ * that only resolves ids holds the directory's read lock, so it runs while the
+ * writer applies readings under the write lock (DESIGN.md §12). */
 #ifndef CB_STATE_H
 #define CB_STATE_H
 
@@ -49,6 +53,7 @@ struct state_entity {
     int32_t heartbeat_s;        /* 0: the type's default */
     uint16_t type, department;  /* dict ids */
     uint16_t nvalues, capvalues;
+    uint32_t id_len;            /* strlen(id) */
     uint8_t dirty;              /* changed since the last checkpoint */
 };
 
@@ -61,6 +66,9 @@ void state_rdlock(state *s);
 int state_tryrdlock(state *s); /* 0: the read lock is held; else it was not free */
 void state_wrlock(state *s);
 void state_unlock(state *s);
+/* The directory's read lock: enough for state_find, and nothing else. */
+void state_dir_rdlock(state *s);
+void state_dir_unlock(state *s);
 
 /* --- callers hold the write lock --- */
 
@@ -85,7 +93,10 @@ void state_clear_dirty(state *s, uint32_t no);
 void state_set_counters(state *s, uint32_t no, uint64_t readings, int64_t last_seen_ms);
 
 /* --- callers hold either lock --- */
-uint32_t state_find(const state *s, const char *id);
+uint32_t state_find(const state *s, const char *id); /* or the directory's read lock */
+/* state_find of the len bytes at id (need not end in NUL; one with a NUL
+ * byte names no entity). */
+uint32_t state_find_n(const state *s, const char *id, size_t len);
 const struct state_entity *state_get(const state *s, uint32_t no); /* NULL if free */
 const struct state_value *state_value_of(const struct state_entity *e, uint16_t attr);
 uint32_t state_slots(const state *s);  /* iterate no in [0, state_slots) */

@@ -546,6 +546,44 @@ TEST(test_control_bytes)
     CHECK(strstr(s.text, "control byte 0x00") != NULL);
 }
 
+/* Names are scanned sixteen bytes at a time: every special byte at every
+ * position of a 40-byte tag value and measurement must still be seen. */
+TEST(test_long_names_every_position)
+{
+    static const struct {
+        const char *in, *out; /* out NULL: a bad line whose message has err */
+        const char *err;
+    } cases[] = {
+        {"\\,", ",", NULL},       {"\\ ", " ", NULL},      {"\\=", "=", NULL},
+        {"\\x", "\\x", NULL},     {"\xc3\xa9", "\xc3\xa9", NULL}, {"\"", "\"", NULL},
+        {"\x01", NULL, "control byte 0x01 in tag value"}, {"\x7f", NULL, "control byte 0x7f in tag value"},
+        {"\x1f", NULL, "control byte 0x1f in tag value"}, {"=", NULL, "unescaped '=' in value"},
+    };
+    char body[256], want[256], a[41];
+    for (int i = 0; i < 40; i++)
+        a[i] = (char)('a' + i % 26);
+    a[40] = '\0';
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int k = 0; k <= 40; k++) {
+            snprintf(body, sizeof body, "m,t=%.*s%s%s f=1", k, a, cases[c].in, a + k);
+            if (cases[c].out) {
+                snprintf(want, sizeof want, "m,t=%.*s%s%s f=1 @now", k, a, cases[c].out, a + k);
+                CHECK_STR(one(body), want);
+            } else if (k > 0 || cases[c].in[0] != '=') { /* "t==..." is an empty value */
+                CHECK(fails_with(body, "", cases[c].err));
+            }
+        }
+    }
+    for (int k = 0; k <= 40; k++) { /* the measurement: its own stops */
+        snprintf(body, sizeof body, "%.*s\\ %s,t=v f=1", k, a, a + k);
+        snprintf(want, sizeof want, "%.*s %s,t=v f=1 @now", k, a, a + k);
+        CHECK_STR(one(body), want);
+        snprintf(body, sizeof body, "%.*s=%s f=1", k, a, a + k); /* '=' is plain in a measurement */
+        snprintf(want, sizeof want, "%.*s=%s f=1 @now", k, a, a + k);
+        CHECK_STR(one(body), want);
+    }
+}
+
 static int check_zero_copy(void *arg, size_t line_no, const struct lp_point *pt)
 {
     const char *body = arg;
@@ -633,6 +671,6 @@ TEST_MAIN(test_value_types, test_booleans, test_float_forms, test_float_exact_vs
           test_missing_parts, test_trailing_garbage, test_timestamps_precision,
           test_timestamp_overflow, test_precision_parse, test_crlf_comments_blank,
           test_error_position_and_continue, test_callback_abort, test_duplicate_fields_last_wins,
-          test_limits, test_default_field_limit, test_control_bytes, test_zero_copy,
+          test_limits, test_default_field_limit, test_control_bytes, test_long_names_every_position, test_zero_copy,
           test_empty_bodies, test_messages_are_printable, test_float_ignores_locale,
           test_telegraf_like)

@@ -437,6 +437,42 @@ TEST(test_late_and_duplicates)
     fx_close(&f);
 }
 
+/* series_append_many is series_append under one lock: the same points (late,
+ * duplicate, NaN, an earlier window) give the same series and counts. */
+TEST(test_append_many_same_as_one)
+{
+    struct fx f;
+    CHECK_INT(fx_open(&f), 0);
+    enum { N = 400 };
+    struct series_point pts[N];
+    uint64_t r = 0x2545F4914F6CDD1DULL;
+    for (int i = 0; i < N; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        int64_t t = T0 + 600000 + (int64_t)i * 15000 - (int64_t)(r % 5 == 0 ? (r >> 8) % 400000 : 0);
+        double v = r % 97 == 0 ? NAN : (double)(r >> 20 & 0xffff) / 10;
+        pts[i] = (struct series_point){2, 1, t, v};
+        series_append(f.s, 1, 1, t, v);
+    }
+    struct series_stats one;
+    series_get_stats(f.s, &one);
+    CHECK_INT(series_append_many(f.s, pts, N), 0);
+    struct series_stats both;
+    series_get_stats(f.s, &both);
+    CHECK_INT(both.appended, 2 * one.appended);
+    CHECK_INT(both.merged, 2 * one.merged);
+    CHECK_INT(both.dropped, 2 * one.dropped);
+    CHECK(one.merged > 0 && one.dropped > 0);
+    struct series_points a, b;
+    CHECK_INT(query_raw(&f, 0, 0, INT64_MAX, &a), 0);
+    CHECK_INT(query_raw(&f, 1, 0, INT64_MAX, &b), 0);
+    CHECK_INT(a.n, b.n);
+    for (size_t i = 0; i < a.n && i < b.n; i++)
+        CHECK(a.t[i] == b.t[i] && a.v[i] == b.v[i]);
+    series_points_free(&a);
+    series_points_free(&b);
+    fx_close(&f);
+}
+
 TEST(test_round_trip_random)
 {
     struct fx f;
@@ -1088,7 +1124,8 @@ TEST(test_bench_city_day)
     fx_close(&f);
 }
 
-TEST_MAIN(test_ids, test_close_at_points, test_close_at_boundary, test_late_and_duplicates, test_round_trip_random,
+TEST_MAIN(test_ids, test_close_at_points, test_close_at_boundary, test_late_and_duplicates, test_append_many_same_as_one,
+          test_round_trip_random,
           test_rollups_equal_raw, test_minute_rollups, test_aggregate, test_errors, test_restart,
           test_replay_lsn_of_a_format_1_store, test_upgrade_keeps_format_1_rollups, test_idle_close, test_retention,
           test_concurrent_reader, test_scale,

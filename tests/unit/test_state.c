@@ -5,6 +5,9 @@
 #include "test.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 static struct state_entity meta_at(double lon, double lat, uint32_t district, uint16_t type)
 {
@@ -447,8 +450,52 @@ TEST(test_locks_usable)
     state_destroy(s);
 }
 
+TEST(test_find_n)
+{
+    state *s = new_state();
+    CHECK_INT(put(s, 1, "urn:a"), 0);
+    CHECK_INT(state_find_n(s, "urn:a-and-more", 5), 1); /* needs no NUL */
+    CHECK_INT(state_find_n(s, "urn:", 4), STATE_NONE);
+    CHECK_INT(state_find_n(s, "urn:a\0", 6), STATE_NONE); /* a NUL names nothing */
+    CHECK_INT(state_find_n(s, "urn:ab", 6), STATE_NONE);
+    state_destroy(s);
+}
+
+struct dir_reader {
+    state *s;
+    atomic_int found; /* the number found + 1, 0 while looking */
+};
+
+static void *find_under_dir_lock(void *arg)
+{
+    struct dir_reader *r = arg;
+    state_dir_rdlock(r->s);
+    uint32_t no = state_find(r->s, "urn:d");
+    state_dir_unlock(r->s);
+    atomic_store(&r->found, (int)no + 1);
+    return NULL;
+}
+
+/* A parse resolves ids under the directory lock while the writer holds the
+ * state's write lock: it must not wait for it. */
+TEST(test_directory_lock_beside_write_lock)
+{
+    state *s = new_state();
+    CHECK_INT(put(s, 9, "urn:d"), 0);
+    struct dir_reader r = {.s = s};
+    state_wrlock(s);
+    pthread_t t;
+    CHECK_INT(pthread_create(&t, NULL, find_under_dir_lock, &r), 0);
+    for (int i = 0; i < 5000 && !atomic_load(&r.found); i++)
+        usleep(1000);
+    CHECK_INT(atomic_load(&r.found), 10); /* found while the write lock is held */
+    state_unlock(s);
+    pthread_join(t, NULL);
+    state_destroy(s);
+}
+
 TEST_MAIN(test_put_find_get_remove, test_hash_growth_100k_with_tombstones,
           test_number_reused_for_another_id, test_put_conflict_and_update_keeps_values,
           test_set_value_last_write_wins, test_string_values_replaced_and_freed,
           test_bool_and_num_kinds, test_move, test_dirty_flags, test_memory_grows_and_shrinks,
-          test_counters_restore, test_locks_usable)
+          test_counters_restore, test_locks_usable, test_find_n, test_directory_lock_beside_write_lock)
