@@ -75,6 +75,8 @@ int app_open_city(struct app *a, cb_error *err)
     struct ingest_observer rules_observer = {rules_applied, rules_checkpoint, a->rules};
     if (rc == 0)
         rc = ingest_open_observed(&a->cfg, a->entities, a->series, &rules_observer, &a->ingest, err);
+    if (rc == 0 && a->cfg.ingest_threads > 0)
+        rc = workers_start((size_t)a->cfg.ingest_threads, 64, "cb-parse", &a->parsers, err);
     if (rc == 0)
         log_event(LOG_INFO, "loaded", "entities=%zu districts=%zu grid_cells=%zu state_bytes=%zu took_ms=%.1f",
                   state_count(a->state), region_store_count(a->regions, REGION_DISTRICT),
@@ -88,6 +90,8 @@ void app_close(struct app *a)
 {
     http_server_stop(a->http);
     mqtt_stop(a->mqtt); /* before ingest: its last message is committed, then acknowledged */
+    workers_stop(a->parsers); /* before ingest: what they parsed goes to the writer */
+    a->parsers = NULL;
     ingest_close(a->ingest); /* its last checkpoint flushes the series */
     rules_close(a->rules);   /* after ingest: the writer's last readings are evaluated, their alarms stored */
     a->rules = NULL;

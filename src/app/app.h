@@ -9,6 +9,7 @@
 #include "cases/kpi.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/workers.h"
 #include "entity/entity.h"
 #include "events/events.h"
 #include "geo/region_store.h"
@@ -34,6 +35,7 @@ struct app {
     events *events;         /* the live event stream and webhooks; before rules and cases */
     series *series;         /* history; queried on the HTTP thread with db */
     ingest *ingest;
+    workers *parsers;       /* parse large ingest bodies off the HTTP thread; NULL: on it */
     rules *rules;           /* rules and alarms; opened before ingest, closed after it */
     cases *cases;           /* the case centre; opened after events, closed before them */
     kpi_worker *kpi;        /* KPI queries off the HTTP thread, kpi.tick; stopped before events */

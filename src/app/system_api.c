@@ -30,6 +30,9 @@ int api_metrics(http_request *req, void *app)
     state_rdlock(a->state);
     size_t entities = state_count(a->state), bytes = state_memory(a->state);
     state_unlock(a->state);
+    buf_printf(&out, "# HELP citybrain_ingest_parsed_off_thread_total Ingest bodies parsed by a parse worker.\n"
+                     "# TYPE citybrain_ingest_parsed_off_thread_total counter\n"
+                     "citybrain_ingest_parsed_off_thread_total %llu\n", workers_done(a->parsers));
     buf_printf(&out, "# TYPE citybrain_entities gauge\ncitybrain_entities %zu\n"
                      "# TYPE citybrain_state_bytes gauge\ncitybrain_state_bytes %zu\n", entities, bytes);
     buf_printf(&out,

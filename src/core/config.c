@@ -69,6 +69,9 @@ static const struct option_def options[] = {
     {"ingest_queue", OPT_SIZE, F(ingest_queue), "1000000", 1000, 1000000000, NULL,
      "Readings waiting for the WAL writer at most; beyond it ingest answers 503 with Retry-After "
      "and MQTT slows down, so memory stays bounded."},
+    {"ingest_threads", OPT_INT, F(ingest_threads), "1", 0, 64, NULL,
+     "Threads that parse ingest bodies of 64 KB or more, so the HTTP thread goes on reading while "
+     "the WAL writer applies; 0 parses every body on the HTTP thread."},
     {"checkpoint_interval", OPT_SECONDS, F(checkpoint_interval), "60", 1, 86400, NULL,
      "Seconds between checkpoints that store the live state in SQLite and trim the WAL."},
     {"history_raw_days", OPT_INT, F(history_raw_days), "365", 0, 36500, NULL,

@@ -31,6 +31,7 @@ struct cb_config {
     int max_past_s;         /* readings further back are refused */
     long long max_batch_readings;
     long long ingest_queue; /* readings waiting for the writer */
+    int ingest_threads;     /* parse workers for large ingest bodies; 0: the HTTP thread */
     int checkpoint_interval; /* seconds */
     int history_raw_days;   /* 0: forever */
     int history_rollup_days; /* 0: forever */

@@ -43,17 +43,27 @@ static int reserve(batch *b, size_t n)
     return 0;
 }
 
+/* On little-endian hosts a field is one memcpy, which compiles to one load
+ * or store (the writer decodes every reading twice: check, then apply). */
 static void put_le(unsigned char *p, uint64_t v, int bytes)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, (size_t)bytes);
+#else
     for (int i = 0; i < bytes; i++)
         p[i] = (unsigned char)(v >> (8 * i));
+#endif
 }
 
 static uint64_t get_le(const unsigned char *p, int bytes)
 {
     uint64_t v = 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(&v, p, (size_t)bytes);
+#else
     for (int i = 0; i < bytes; i++)
         v |= (uint64_t)p[i] << (8 * i);
+#endif
     return v;
 }
 

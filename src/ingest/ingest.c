@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define INGEST_LP_PARSERS 4 /* parses of line protocol at once: the HTTP thread's and the workers' */
+
 struct ingest {
     const struct cb_config *cfg;
     entities *ents;
@@ -30,8 +32,10 @@ struct ingest {
     wal *wal;
     writer *writer;
     db *ckpt_db;                /* the writer thread's connection for checkpoints */
-    pthread_mutex_t lp_lock;    /* one line protocol parser, shared by HTTP requests */
-    lp_parser *lp;
+    struct {                    /* line protocol parsers, one per parse at a time */
+        pthread_mutex_t lock;
+        lp_parser *p;
+    } lp[INGEST_LP_PARSERS];
     atomic_ullong rejected;     /* readings refused by validation */
     uint64_t replayed;          /* records replayed at start */
     series *series;             /* history; borrowed */
@@ -706,11 +710,15 @@ int ingest_parse_lp(ingest *in, const char *body, size_t len, const char *precis
     if (rc != 0)
         return rc;
     struct parse_ctx c = {.in = in, .p = p, .out = out, .rep = rep, .now_ms = clock_now_ms()};
-    pthread_mutex_lock(&in->lp_lock);
+    size_t k = 0; /* a free parser, else wait for the first */
+    while (k < INGEST_LP_PARSERS && pthread_mutex_trylock(&in->lp[k].lock) != 0)
+        k++;
+    if (k == INGEST_LP_PARSERS)
+        pthread_mutex_lock(&in->lp[k = 0].lock);
     state_dir_rdlock(in->st); /* ids only: the writer keeps applying meanwhile */
-    rc = lp_parse(in->lp, body, len, prec, c.now_ms * 1000000, lp_on_point, lp_on_error, &c);
+    rc = lp_parse(in->lp[k].p, body, len, prec, c.now_ms * 1000000, lp_on_point, lp_on_error, &c);
     state_dir_unlock(in->st);
-    pthread_mutex_unlock(&in->lp_lock);
+    pthread_mutex_unlock(&in->lp[k].lock);
     if (rc == 0 && (long long)(rep->accepted + rep->rejected) > in->cfg->max_batch_readings)
         rc = cb_error_set(err, CB_ETOO_LARGE, "body", "%zu readings in one request; at most %lld",
                           rep->accepted + rep->rejected, in->cfg->max_batch_readings);
@@ -873,8 +881,12 @@ int ingest_open_observed(const struct cb_config *cfg, entities *ents, series *hi
     in->apply_state = 1;
     in->st = entities_state(ents);
     in->names = entities_dict(ents);
-    pthread_mutex_init(&in->lp_lock, NULL);
-    int rc = lp_parser_new(&in->lp, NULL, err);
+    int rc = 0;
+    for (size_t k = 0; k < INGEST_LP_PARSERS; k++) {
+        pthread_mutex_init(&in->lp[k].lock, NULL);
+        if (rc == 0)
+            rc = lp_parser_new(&in->lp[k].p, NULL, err);
+    }
     if (rc == 0)
         rc = db_open(cfg->data_dir, &in->ckpt_db, err);
     if (rc == 0)
@@ -900,8 +912,10 @@ void ingest_close(ingest *in)
     writer_stop(in->writer);
     wal_close(in->wal);
     db_close(in->ckpt_db);
-    lp_parser_free(in->lp);
-    pthread_mutex_destroy(&in->lp_lock);
+    for (size_t k = 0; k < INGEST_LP_PARSERS; k++) {
+        lp_parser_free(in->lp[k].p);
+        pthread_mutex_destroy(&in->lp[k].lock);
+    }
     free(in->points);
     free(in);
 }

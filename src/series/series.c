@@ -59,8 +59,13 @@ uint32_t series__rollups(const int64_t *t, const double *v, size_t n, int decima
 {
     uint32_t k = 0;
     __int128 msum = 0; /* decimals >= 0: every v is m / 10^d with |m| <= 2^53 (codec.h) */
+    int64_t end = 0; /* of the current bucket: a point inside it needs no division */
     for (size_t i = 0; i < n; i++) {
-        int64_t b = series__floor(t[i], unit);
+        int64_t b = k ? out[k - 1].bucket : 0;
+        if (k == 0 || t[i] < b || t[i] >= end) {
+            b = series__floor(t[i], unit);
+            end = b > INT64_MAX - unit ? INT64_MAX : b + unit;
+        }
         if (k == 0 || out[k - 1].bucket != b) {
             if (k && decimals >= 0)
                 out[k - 1].sum = (double)msum / pow10_tab[decimals];

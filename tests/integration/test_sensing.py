@@ -466,6 +466,45 @@ class LineProtocol(CityServer):
         self.assertEqual(sorted(v), ["no2", "pm10", "pm25"])
         self.assertEqual(v["pm25"]["value"], 10)
 
+    def parsed_off_thread(self):
+        metrics = self.get("/metrics").body
+        m = re.search(r"^citybrain_ingest_parsed_off_thread_total (\d+)$", metrics, re.M)
+        self.assertIsNotNone(m, metrics)
+        return int(m.group(1))
+
+    def test_large_bodies_are_parsed_by_a_worker_with_the_same_answers(self):
+        # 64 KB and more go to a parse worker: the same report, line numbers and
+        # rights as a small body, and the readings visible once answered.
+        self.create("urn:lp:big")
+        dev = self.create("urn:lp:bigdev", device=True)
+        self.create("urn:lp:other")
+        t = now_ms() - 4000 * 1000
+        lines = [f"air,id=urn:lp:big pm25={i % 300}.5,seq={i}i {t + i * 1000}" for i in range(4000)]
+        lines[9] = "air,id=urn:lp:big pm25="                 # line 10: syntax
+        lines[1999] = f"air,id=urn:lp:nobody pm25=1 {t}"    # line 2000: unknown entity
+        body = "\n".join(lines)
+        self.assertGreater(len(body), 64 * 1024)
+        before = self.parsed_off_thread()
+        out = self.ok(self.write(body, precision="ms"))
+        self.assertEqual(self.parsed_off_thread(), before + 1)
+        self.assertEqual((out["accepted"], out["rejected"]), (2 * 3998, 2), out)
+        self.assertEqual(sorted(e["index"] for e in out["errors"]), [10, 2000])
+        v = self.entity("urn:lp:big")["values"]
+        self.assertEqual(v["seq"]["value"], 3999)
+        self.assertEqual(v["seq"]["ts"], rfc3339(t + 3999 * 1000))
+        # A device's big body: only its own entity, as on the HTTP thread.
+        dlines = [f"x,id=urn:lp:{'bigdev' if i % 2 else 'other'} u={i}i {t + i}" for i in range(4000)]
+        out = self.ok(self.write("\n".join(dlines), precision="ms", key=dev["token"]))
+        self.assertEqual((out["accepted"], out["rejected"]), (2000, 2000), out)
+        self.assertEqual(out["errors"][0]["code"], "forbidden")
+        self.assertNotIn("u", self.entity("urn:lp:other")["values"])
+        # A big JSON body goes the same way.
+        readings = [{"entity": "urn:lp:big", "ts": t + i, "values": {"j": i}} for i in range(3000)]
+        out = self.ok(self.ingest(readings))
+        self.assertEqual(out["accepted"], 3000)
+        self.assertEqual(self.parsed_off_thread(), before + 3)
+        self.assertEqual(self.entity("urn:lp:big")["values"]["j"]["value"], 2999)
+
     def test_entity_tag_alias_and_measurement_is_informational(self):
         self.create("urn:lp:alias")
         self.ok(self.write("anything,entity=urn:lp:alias,site=x v=7"))
