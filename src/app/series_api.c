@@ -95,7 +95,9 @@ static char *put_time(char *p, int64_t ms, int64_t *day, char prefix[16])
 /* A JSON number as http_reply_json writes it (12 significant digits, n.0 for
  * integers), fast for the common case: the exact decimal m / 10^d with d <= 4
  * and |m| < 10^12 (sensor readings) is printed digit by digit; else %.12g.
- * null when not finite. Returns the end. */
+ * m and d come from one rounding of v * 10^4 with its trailing zeros dropped
+ * (the shortest such decimal), checked with one division. null when not
+ * finite. Returns the end. */
 static char *put_number(char *out, double v)
 {
     static const double pow10[] = {1, 10, 100, 1000, 10000};
@@ -103,29 +105,33 @@ static char *put_number(char *out, double v)
         memcpy(out, "null", 4);
         return out + 4;
     }
-    for (int d = 0; d <= 4; d++) {
-        double m = nearbyint(v * pow10[d]);
-        if (fabs(m) >= 1e12 || m / pow10[d] != v || (m == 0 && signbit(v)))
-            continue;
-        char t[32], *p = t + sizeof t;
-        long long u = (long long)fabs(m);
-        int digits = 0;
-        do {
-            *--p = (char)('0' + u % 10);
-            u /= 10;
-            if (++digits == d)
-                *--p = '.';
-        } while (u || digits <= d);
-        if (m < 0)
-            *--p = '-';
-        size_t n = (size_t)(t + sizeof t - p);
-        memcpy(out, p, n);
-        out += n;
-        if (d == 0) { /* integers print as n.0, as jansson does */
-            memcpy(out, ".0", 2);
-            out += 2;
+    double x = v * 10000; /* rounded below by hand: the check makes any rounding exact, and libm's is a call */
+    if (fabs(x) < 9e15 && !(fabs(x) < 0.5 && signbit(v))) {
+        unsigned long long u = (unsigned long long)(fabs(x) + 0.5);
+        int d = 4;
+        while (d > 0 && u % 10 == 0)
+            u /= 10, d--;
+        double back = (double)u / pow10[d];
+        if (u < 1000000000000ULL && (x < 0 ? -back : back) == v) {
+            char t[32], *p = t + sizeof t;
+            int digits = 0;
+            do {
+                *--p = (char)('0' + u % 10);
+                u /= 10;
+                if (++digits == d)
+                    *--p = '.';
+            } while (u || digits <= d);
+            if (x < 0)
+                *--p = '-';
+            size_t n = (size_t)(t + sizeof t - p);
+            memcpy(out, p, n);
+            out += n;
+            if (d == 0) { /* integers print as n.0, as jansson does */
+                memcpy(out, ".0", 2);
+                out += 2;
+            }
+            return out;
         }
-        return out;
     }
     int n = snprintf(out, NUMBER_MAX - 2, "%.12g", v);
     out += n;
@@ -165,10 +171,8 @@ static int reply_with_points(http_request *req, json_t *o, const int64_t *t, con
     }
     *p++ = ']';
     *p++ = '}';
-    int rc = http_reply_text(req, 200, "application/json; charset=utf-8", body, (size_t)(p - body));
     free(head);
-    free(body);
-    return rc;
+    return http_reply_owned(req, 200, "application/json; charset=utf-8", body, (size_t)(p - body));
 }
 
 static int reply_points(http_request *req, const char *entity, const char *attr, const struct series_range *r,

@@ -78,6 +78,9 @@ int http_reply_errorf(http_request *req, int code, const char *field, const char
     __attribute__((format(printf, 4, 5)));
 int http_reply_text(http_request *req, int status, const char *content_type, const char *data,
                     size_t len); /* data is copied */
+/* http_reply_text of a malloc'd buffer the reply takes over (freed after it
+ * is sent, or at once on failure): no copy of a large body. */
+int http_reply_owned(http_request *req, int status, const char *content_type, char *data, size_t len);
 /* Adds a header to the reply already set (Retry-After, Location, ...). */
 int http_reply_header(http_request *req, const char *name, const char *value);
 

@@ -96,6 +96,17 @@ int http_reply_text(http_request *req, int status, const char *content_type, con
     return rc;
 }
 
+int http_reply_owned(http_request *req, int status, const char *content_type, char *data, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, data, free);
+    if (!r)
+        free(data);
+    int rc = http__set_response(req, status, r);
+    if (rc == 0)
+        MHD_add_response_header(r, "Content-Type", content_type);
+    return rc;
+}
+
 int http_reply_json(http_request *req, int status, json_t *body)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
