@@ -210,8 +210,6 @@ static int connect_server(void)
         fprintf(stderr, "loadgen: -H takes an IPv4 address, got %s\n", o.host);
         exit(2);
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
 }
 

@@ -47,6 +47,8 @@ static void request_free(http_request *req)
     arena_destroy(req->arena); /* req itself lives in the arena */
 }
 
+#define BODY_PREALLOC_MAX (1 << 20)
+
 static int body_append(http_request *req, const char *data, size_t len)
 {
     long long max = req->server->opt.cfg->max_body;
@@ -55,7 +57,13 @@ static int body_append(http_request *req, const char *data, size_t len)
         return 0; /* keep reading and discarding; answer 413 at the end */
     }
     if (req->body_len + len + 1 > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap : 4096;
+        /* the first piece: room for the declared length, up to BODY_PREALLOC_MAX
+         * (a length declared and never sent must not cost much memory) */
+        const char *cl = req->body_cap ? NULL : http_header(req, "Content-Length");
+        long long declared = cl ? strtoll(cl, NULL, 10) : 0;
+        size_t cap = declared > 0 && declared < BODY_PREALLOC_MAX ? (size_t)declared + 1
+                     : req->body_cap                              ? req->body_cap
+                                                                  : 4096;
         while (cap < req->body_len + len + 1)
             cap *= 2;
         char *p = realloc(req->body, cap);

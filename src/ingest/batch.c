@@ -190,3 +190,16 @@ int batch_decode(const void *payload, size_t len,
     int rc = walk(p, len, NULL, NULL, err);
     return rc != 0 ? rc : walk(p, len, fn, arg, err);
 }
+
+int batch_decode_built(const void *payload, size_t len,
+                       int (*fn)(void *arg, const struct batch_item *it), void *arg, cb_error *err)
+{
+    const unsigned char *p = payload;
+    assert(len >= HEADER_BYTES && p[0] == BATCH_VERSION);
+    return walk(p, len, fn, arg, err);
+}
+
+void batch_reserve(batch *b, size_t bytes)
+{
+    reserve(b, bytes);
+}
