@@ -117,6 +117,7 @@ stop_cb
 BASE=$(($(du_bytes "$CB") - $(wal_bytes)))
 echo "-- generating the workload files" >&2
 "$LOAD" "${GEN[@]}" -c 2 -f "$TMP/lines" lpgen
+sync # the files' writeback must not run during the load (the same for every system)
 start_cb
 echo "-- citybrain: loading" >&2
 if ! LINE=$("$LOAD" "${GEN[@]}" -p "$PORT" -k "$KEY" -c 2 -b 5000 -f "$TMP/lines" lp); then
@@ -165,6 +166,7 @@ PSQL=(psql -X -q -v ON_ERROR_STOP=1 "$CONN")
 "${PSQL[@]}" -f bench/history_pg.sql
 "${PSQL[@]}" -c "INSERT INTO series SELECT i, 'bench-' || i, i % 10 FROM generate_series(0, $SERIES - 1) i"
 "$LOAD" "${GEN[@]}" csv >"$TMP/readings.csv"
+sync
 T0=$(date +%s.%N)
 "${PSQL[@]}" -c "\\copy readings FROM '$TMP/readings.csv' (FORMAT csv)"
 R[pg_rate]=$(awk -v a="$T0" -v b="$(date +%s.%N)" -v n="$READINGS" 'BEGIN { printf "%.0f", n / (b - a) }')
