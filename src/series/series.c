@@ -190,8 +190,8 @@ static int get_parts(const uint8_t **p, const uint8_t *end, int d, int64_t first
     uint64_t at = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t delta, count;
-        if (get_varint(p, end, &delta) || get_varint(p, end, &count) || delta >= max_units ||
-            (at += delta) >= max_units || (i && delta == 0) || *p >= end)
+        if (get_varint(p, end, &delta) || get_varint(p, end, &count) || count == 0 || delta >= max_units ||
+            (at += delta) >= max_units || (i && delta == 0) || *p >= end) /* a part is never empty */
             return CB_ECORRUPT;
         uint8_t flags = *(*p)++;
         double vals[4];
