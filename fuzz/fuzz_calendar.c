@@ -12,13 +12,7 @@
 
 #include "cases/calendar.h"
 
-#define REQUIRE(cond)                                                                 \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "fuzz_calendar: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                  \
-        }                                                                             \
-    } while (0)
+#include "require.h"
 
 #define MIN_MS 60000LL
 

@@ -11,13 +11,7 @@
 
 #include "series/codec.h"
 
-#define REQUIRE(cond)                                                                    \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "fuzz_codec_decode: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
+#include "require.h"
 
 static int64_t t1[CODEC_MAX_POINTS], t2[CODEC_MAX_POINTS];
 static double v1[CODEC_MAX_POINTS], v2[CODEC_MAX_POINTS];

@@ -17,13 +17,7 @@
 
 #include "series/codec.h"
 
-#define REQUIRE(cond)                                                                       \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "fuzz_codec_roundtrip: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                        \
-        }                                                                                   \
-    } while (0)
+#include "require.h"
 
 #define MAX_POINTS 4096 /* per chunk here; the limit itself is a unit test */
 

@@ -22,13 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define REQUIRE(cond)                                                                   \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond);                  \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
+#include "require.h"
 
 #define CITY_ENTITIES 3
 

@@ -16,13 +16,7 @@
 #define NOW INT64_C(1732350000000000000)
 #define ENC_MAX (1 << 20)
 
-#define REQUIRE(cond)                                                                    \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "fuzz_lineproto: %s:%d: %s\n", __FILE__, __LINE__, #cond);   \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
+#include "require.h"
 
 struct fuzz_state {
     size_t last_line;   /* line numbers only grow */

@@ -18,13 +18,7 @@
 
 #include "series/series_int.h"
 
-#define REQUIRE(cond)                                                                    \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "fuzz_series_roll: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
+#include "require.h"
 
 static struct rollup hours[SERIES_ROLL_PARTS], minutes[SERIES_ROLL_MINUTES];
 static struct rollup want_h[SERIES_ROLL_PARTS], want_m[SERIES_ROLL_MINUTES];

@@ -942,11 +942,13 @@ static int under_valgrind(void)
 }
 
 /* A reader sums counts over everything while the writer appends and flushes:
- * each answer lies between what was appended before and after it. */
+ * each answer lies between what was appended before it and what had begun to
+ * be appended when it ended (a point is visible from inside series_append on,
+ * before the writer can say it is done). */
 struct race {
     struct fx *f;
     atomic_int done;
-    atomic_llong appended;
+    atomic_llong appended, begun;
     int bad, queries;
 };
 
@@ -962,7 +964,7 @@ static void *reader(void *arg)
             continue;
         }
         double n = p.n ? p.v[0] : 0;
-        long long after = atomic_load(&r->appended);
+        long long after = atomic_load(&r->begun);
         if (n < (double)before || n > (double)after)
             r->bad++;
         r->queries++;
@@ -976,11 +978,12 @@ TEST(test_concurrent_reader)
     struct fx f;
     CHECK_INT(fx_open(&f), 0);
     series_append(f.s, 1, 1, T0, 0);
-    struct race r = {&f, 0, 1, 0, 0};
+    struct race r = {&f, 0, 1, 1, 0, 0};
     pthread_t th;
     pthread_create(&th, NULL, reader, &r);
     int points = under_valgrind() ? 1000 : 6000;
     for (int i = 1; i < points; i++) {
+        atomic_store(&r.begun, i + 1);
         series_append(f.s, 1, 1, T0 + i * 20000LL, i);
         atomic_store(&r.appended, i + 1);
         if (i % 250 == 0) {
