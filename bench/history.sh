@@ -15,7 +15,7 @@
 #              size = pg_total_relation_size(readings)
 #   SQLite     batched inserts (5,000 rows a transaction), same schema WITHOUT
 #              ROWID, WAL mode; size = the database file
-# Then the latency (median of BENCH_HISTORY_RUNS (5)), each through its client
+# Then the latency (median of BENCH_HISTORY_RUNS (11)), each through its client
 # protocol over one kept-alive connection (citybrain HTTP, PostgreSQL libpq), of (a) one series raw over
 # 24 h, (b) one series over 30 days (or the simulated span, if shorter) at 1 h
 # step, (c) all series grouped by district over 24 h at 5 min step.
