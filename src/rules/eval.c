@@ -113,8 +113,7 @@ static void index_free(rules *R)
         free(R->index[i].v);
     free(R->index);
     R->index = NULL;
-    R->index_cap = 0;
-    atomic_store(&R->indexed, 0);
+    R->index_cap = 0; /* indexed keeps its count: a reading meanwhile waits for the lock, and the new index */
     free(R->nodata);
     free(R->counting);
     R->nodata = R->counting = NULL;
@@ -168,7 +167,7 @@ static int index_push(rules *R, uint64_t key, struct rule *ru)
 int rules__index_rebuild(rules *R)
 {
     index_free(R);
-    size_t cap = 16, ncount = 0, nnod = 0, keys = 0;
+    size_t cap = 16, ncount = 0, nnod = 0, keys = 0, enabled = 0;
     for (size_t i = 0; i < R->n; i++)
         keys += R->all[i]->entities ? R->all[i]->nentities : 1;
     while (cap < keys * 2 + 2)
@@ -191,8 +190,9 @@ int rules__index_rebuild(rules *R)
         if (rc != 0 || (ru->kind == RULE_NODATA && push_rule(&R->nodata, &R->nnodata, &nnod, ru) != 0) ||
             (ru->kind == RULE_REGION_COUNT && push_rule(&R->counting, &R->ncounting, &ncount, ru) != 0))
             return CB_ENOMEM;
-        atomic_fetch_add(&R->indexed, 1);
+        enabled++;
     }
+    atomic_store(&R->indexed, enabled); /* once, at the end: never 0 while rules are being re-indexed */
     return 0;
 }
 
