@@ -871,14 +871,18 @@ int series_append_many(series *s, const struct series_point *pts, size_t n)
  * checkpoint transaction would wait for the flusher's. */
 
 /* Mutex held. Closes the chunks whose window ended SERIES_IDLE_CLOSE_MS ago
- * and frees their buffers. */
+ * and that took no point since the last seal, and frees their buffers. A
+ * series still being fed (a backfill of past days, a device whose clock is
+ * behind) keeps its chunk until it is full or its window ends: closing at
+ * every checkpoint cut a bulk load's chunks into ~50-point pieces, 2.3
+ * bytes a reading instead of 1.6. */
 static int close_idle(series *s, int64_t now_ms)
 {
     int rc = 0;
     for (uint32_t i = 0; rc == 0 && i < s->n; i++) {
         struct head *h = &s->heads[i];
         const struct codec_stats *st = codec_appender_stats(&h->app);
-        if (st->n == 0)
+        if (st->n == 0 || h->dirty)
             continue;
         int64_t end = series__floor(st->t_min, SERIES_WINDOW_MS) + SERIES_WINDOW_MS;
         if (end <= INT64_MAX - SERIES_IDLE_CLOSE_MS && end + SERIES_IDLE_CLOSE_MS <= now_ms) {

@@ -18,8 +18,10 @@
  *           SERIES_WINDOW_MS window (so it spans less than the window); it
  *           closes at SERIES_CHUNK_POINTS points, when a point of a later
  *           window arrives, or at a flush once its window ended
- *           SERIES_IDLE_CLOSE_MS ago. Closed chunks wait in a pending list
- *           (blob copy + stats + rollups) for the next flush's batch.
+ *           SERIES_IDLE_CLOSE_MS ago and no point arrived since the
+ *           previous flush (a backfill keeps its chunks whole). Closed
+ *           chunks wait in a pending list (blob copy + stats + rollups)
+ *           for the next flush's batch.
  *   rollups computed from each closed chunk's final points (so late points
  *           inside the chunk are exact) and stored in the chunk's own row
  *           (column roll, ~12 bytes a part): its 1 h parts (count, sum, min,
@@ -137,8 +139,9 @@ int series_append_many(series *s, const struct series_point *pts, size_t n);
 
 /* Writer thread, every checkpoint, with the lsn of the last record applied:
  * closes the chunks whose window ended SERIES_IDLE_CLOSE_MS before now_ms and
- * seals a batch — every pending chunk, a copy of every open chunk changed
- * since its last snapshot, the new ids, lsn — for the flusher thread, which
+ * that took no point since the previous seal, and seals a batch — every
+ * pending chunk, a copy of every open chunk changed since its last snapshot,
+ * the new ids, lsn — for the flusher thread, which
  * stores it in one transaction on its own connection (open_chunk holds the
  * snapshots), while ingest goes on. Cost on the writer: O(series) memory
  * work under the mutex, no I/O. When the previous batch is still in flight it

@@ -82,6 +82,14 @@ static uint32_t sid_of(struct fx *f, uint32_t entity, uint16_t attr)
     return id;
 }
 
+/* Two flushes at now: the first takes the points fed since the last one, the
+ * second finds those chunks idle and closes the ones whose window ended. */
+static int flush_idle(struct fx *f, int64_t now)
+{
+    int rc = flush(f, now);
+    return rc == 0 ? flush(f, now) : rc;
+}
+
 static int64_t count_rows(db *d, const char *sql)
 {
     sqlite3_stmt *st;
@@ -416,7 +424,7 @@ TEST(test_late_and_duplicates)
         CHECK(p.v[i] == ev[i]);
     }
     series_points_free(&p);
-    CHECK_INT(flush(&f, t + 120000 + 2 * HOUR_MS + SERIES_IDLE_CLOSE_MS), 0); /* idle: closes it */
+    CHECK_INT(flush_idle(&f, t + 120000 + 2 * HOUR_MS + SERIES_IDLE_CLOSE_MS), 0); /* closes it */
     CHECK_INT(series_append(f.s, 1, 1, t + 90000, 7.0), SERIES_DROPPED);   /* sealed now */
     CHECK_INT(series_append(f.s, 1, 1, t + 120000, 7.0), SERIES_DROPPED);
     CHECK_INT(series_append(f.s, 1, 1, t + 120001, 7.0), SERIES_APPENDED);
@@ -711,7 +719,7 @@ TEST(test_restart)
     for (int i = 200; i < 360; i++)
         dropped += series_append(f.s, 1, 1, T0 + i * MIN_MS, i) == SERIES_DROPPED;
     CHECK_INT(dropped, 40); /* sealed; 240..299 are duplicates of the open chunk: merged, same values */
-    CHECK_INT(flush(&f, T0 + 360 * MIN_MS + 3 * HOUR_MS), 0);
+    CHECK_INT(flush_idle(&f, T0 + 360 * MIN_MS + 3 * HOUR_MS), 0);
     CHECK_INT(query_raw(&f, 0, 0, INT64_MAX, &p), 0);
     CHECK_INT(p.n, 360);
     for (size_t i = 0; i < p.n; i++)
@@ -785,7 +793,7 @@ TEST(test_upgrade_keeps_format_1_rollups)
     /* one point every 7 s for 6 hours: 120-point chunks of 14 min, not on hour boundaries */
     for (int64_t t = T0; t < T0 + UPGRADE_HOURS * HOUR_MS; t += 7000)
         series_append(f.s, 1, 1, t, 20.0 + (double)(t / 7000 % 37) * 0.1);
-    CHECK_INT(flush(&f, T0 + 9 * HOUR_MS), 0);
+    CHECK_INT(flush_idle(&f, T0 + 9 * HOUR_MS), 0);
     uint32_t id = sid_of(&f, 1, 1);
     double want[5][UPGRADE_HOURS], got[5][UPGRADE_HOURS];
     CHECK_INT(hours_of(&f, id, want), 0);
@@ -871,6 +879,27 @@ TEST(test_idle_close)
     fx_close(&f);
 }
 
+/* A backfill: points of a window long past arrive between flushes. The chunk
+ * stays open while it is fed, so it closes whole (full, or at its window's
+ * end), and closes at the first flush that finds it idle. */
+TEST(test_a_fed_chunk_stays_open_past_its_window)
+{
+    struct fx f;
+    CHECK_INT(fx_open(&f), 0);
+    int64_t start = T0 - T0 % (2 * HOUR_MS), now = start + 30 * 24 * HOUR_MS;
+    for (int i = 0; i < 100; i++) {
+        CHECK_INT(series_append(f.s, 1, 1, start + i * 60000, i), SERIES_APPENDED);
+        if (i % 10 == 9)
+            CHECK_INT(flush(&f, now), 0);
+    }
+    CHECK_INT(count_rows(f.w, "SELECT count(*) FROM chunk"), 0);
+    CHECK_INT(flush(&f, now), 0);
+    CHECK_INT(count_rows(f.w, "SELECT count(*) FROM chunk"), 1);
+    CHECK_INT(count_rows(f.w, "SELECT n FROM chunk"), 100);
+    CHECK_INT(count_rows(f.w, "SELECT count(*) FROM open_chunk"), 0);
+    fx_close(&f);
+}
+
 static void keep_rule(void *arg, uint32_t entity, uint16_t attr, struct series_keep *k)
 {
     (void)arg, (void)attr;
@@ -895,7 +924,7 @@ TEST(test_retention)
         for (uint32_t e = 1; e <= 4; e++)
             series_append(f.s, e, 1, t, (double)(t / MIN_MS % 97));
     int64_t now = T0 + 12 * 24 * HOUR_MS;
-    CHECK_INT(flush(&f, now + 3 * HOUR_MS), 0);
+    CHECK_INT(flush_idle(&f, now + 3 * HOUR_MS), 0);
     int64_t chunks = count_rows(f.w, "SELECT count(*) FROM chunk");
     CHECK_INT(chunks, 4 * 12 * 12);
     uint64_t deleted, total = 0;
@@ -1130,6 +1159,7 @@ TEST(test_bench_city_day)
 TEST_MAIN(test_ids, test_close_at_points, test_close_at_boundary, test_late_and_duplicates, test_append_many_same_as_one,
           test_round_trip_random,
           test_rollups_equal_raw, test_minute_rollups, test_aggregate, test_errors, test_restart,
-          test_replay_lsn_of_a_format_1_store, test_upgrade_keeps_format_1_rollups, test_idle_close, test_retention,
+          test_replay_lsn_of_a_format_1_store, test_upgrade_keeps_format_1_rollups, test_idle_close,
+          test_a_fed_chunk_stays_open_past_its_window, test_retention,
           test_concurrent_reader, test_scale,
           test_bench_city_day)
