@@ -509,6 +509,12 @@ size_t codec_appender_mem(const codec_appender *a)
     return sizeof *a + a->cap;
 }
 
+void codec_appender_prefetch(const codec_appender *a)
+{
+    if (a->buf)
+        __builtin_prefetch(a->buf + (a->nbits >> 3), 1);
+}
+
 void codec_appender_reset(codec_appender *a)
 {
     uint8_t *buf = a->buf;

@@ -102,6 +102,11 @@ const struct codec_stats *codec_appender_stats(const codec_appender *a);
 /* Bytes of memory the appender holds (struct + buffer), for the head's metrics. */
 size_t codec_appender_mem(const codec_appender *a);
 
+/* Hints the CPU to fetch the bytes the next append writes, for a caller that
+ * knows its next appenders ahead (a batch over many series). No effect on
+ * the appender; any appender, empty ones too. */
+void codec_appender_prefetch(const codec_appender *a);
+
 /* Empties the appender for the next chunk, keeping its buffer. O(blob size). */
 void codec_appender_reset(codec_appender *a);
 

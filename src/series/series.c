@@ -846,14 +846,53 @@ int series_append(series *s, uint32_t entity, uint16_t attr, int64_t t_ms, doubl
     return rc;
 }
 
+/* How many points ahead series_append_many fetches each level a point
+ * touches: its hash slot, its head, the tail of its chunk's buffer. With
+ * many series in time order (100,000 sensors, a reading each) every level is
+ * a cache miss; fetched in stages, a batch's misses overlap instead of
+ * stalling the writer one after another (measured: the buffer's miss alone
+ * was 45 % of the writer's time at 100,000 series). */
+#define AHEAD_SLOT 24
+#define AHEAD_HEAD 16
+#define AHEAD_TAIL 8
+
+/* Mutex held. Each level reads only what the previous one fetched. */
+static void prefetch_point(const series *s, const struct series_point *p, int level)
+{
+    const uint32_t *slot = &s->slots[hash_key(p->entity, p->attr, s->mask)];
+    if (level == 0) {
+        __builtin_prefetch(slot);
+        return;
+    }
+    if (*slot == 0)
+        return; /* a new series, or a collision: found the slow way */
+    const struct head *h = &s->heads[*slot - 1];
+    if (level == 1) {
+        for (size_t off = 0; off < sizeof *h; off += 64)
+            __builtin_prefetch((const char *)h + off, 1);
+        __builtin_prefetch((const char *)(h + 1) - 1, 1);
+    } else if (h->entity == p->entity && h->attr == p->attr) {
+        codec_appender_prefetch(&h->app);
+    }
+}
+
 int series_append_many(series *s, const struct series_point *pts, size_t n)
 {
     int rc = 0;
     pthread_mutex_lock(&s->lock);
     flusher_go(s);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (s->slots) {
+            if (i + AHEAD_SLOT < n)
+                prefetch_point(s, &pts[i + AHEAD_SLOT], 0);
+            if (i + AHEAD_HEAD < n)
+                prefetch_point(s, &pts[i + AHEAD_HEAD], 1);
+            if (i + AHEAD_TAIL < n)
+                prefetch_point(s, &pts[i + AHEAD_TAIL], 2);
+        }
         if (append_one(s, pts[i].entity, pts[i].attr, pts[i].t_ms, pts[i].v) < 0)
             rc = CB_ENOMEM;
+    }
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
