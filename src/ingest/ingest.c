@@ -67,8 +67,28 @@ struct member {
 /* What one parse needs; the state's read lock is held while readings are
  * validated. The scratch and members buffers are the parse's own (malloc'd,
  * grown, freed by ctx_free). */
+/* Lines of a line-protocol body whose entity lookups run ahead of the parse:
+ * a line's hash entry is fetched AHEAD lines before the parse reaches it,
+ * its entity AHEAD/2 before, its id AHEAD/4 before. Among 100,000 entities
+ * each is a cache miss, and the parse thread spent ~40 % of its time
+ * waiting on them one after another. */
+#define AHEAD 16
+
+struct ahead_id {
+    const char *id; /* into the body */
+    size_t len;
+    uint64_t h;     /* state_hash_n */
+};
+
+struct lookahead {
+    const char *body, *next, *end; /* the body; the next line to peek at; the body's end */
+    struct ahead_id ring[AHEAD];
+    unsigned first, count;
+};
+
 struct parse_ctx {
     ingest *in;
+    struct lookahead *ahead;    /* line protocol only, else NULL */
     const struct principal *p;
     batch *out;
     struct ingest_report *rep;
@@ -164,10 +184,70 @@ static int check_time(struct parse_ctx *c, int64_t ts, cb_error *e)
     return 0;
 }
 
+/* The entity id of a line-protocol line at p, when it is a plain tag value
+ * (no escapes; the parse finds the others itself); *next is the next line. */
+static int peek_lp_id(const char *p, const char *end, const char **id, size_t *len, const char **next)
+{
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *eol = nl ? nl : end, *sp = memchr(p, ' ', (size_t)(eol - p));
+    const char *keys_end = sp ? sp : eol;
+    *next = nl ? nl + 1 : end;
+    for (const char *q = memchr(p, ',', (size_t)(keys_end - p)); q;
+         q = memchr(q + 1, ',', (size_t)(keys_end - q - 1))) {
+        size_t room = (size_t)(keys_end - q - 1), key = room > 3 && !memcmp(q + 1, "id=", 3) ? 3
+                                                       : room > 7 && !memcmp(q + 1, "entity=", 7) ? 7 : 0;
+        if (!key)
+            continue;
+        const char *v = q + 1 + key, *ve = memchr(v, ',', (size_t)(keys_end - v));
+        ve = ve ? ve : keys_end;
+        *id = v;
+        *len = (size_t)(ve - v);
+        return ve > v && !memchr(v, '\\', *len);
+    }
+    return 0;
+}
+
+/* Keeps AHEAD lines' ids peeked and hashed, and moves each one's prefetch a
+ * level on as the parse nears it. */
+static void lookahead_advance(struct lookahead *la, const state *st)
+{
+    while (la->count < AHEAD && la->next < la->end) {
+        struct ahead_id *a = &la->ring[(la->first + la->count) % AHEAD];
+        if (!peek_lp_id(la->next, la->end, &a->id, &a->len, &la->next))
+            continue;
+        a->h = state_hash_n(a->id, a->len);
+        state_prefetch(st, a->h, 0);
+        la->count++;
+    }
+    if (la->count > AHEAD / 2)
+        state_prefetch(st, la->ring[(la->first + AHEAD / 2) % AHEAD].h, 1);
+    if (la->count > AHEAD / 4)
+        state_prefetch(st, la->ring[(la->first + AHEAD / 4) % AHEAD].h, 2);
+}
+
+/* state_find_n, with the hash the lookahead already has when id is the
+ * token it peeked (the same bytes of the body; an unescaped copy is not). */
+static uint32_t lookahead_find(struct lookahead *la, const state *st, const char *id, size_t len)
+{
+    uintptr_t at = (uintptr_t)id;
+    if (at < (uintptr_t)la->body || at >= (uintptr_t)la->end)
+        return state_find_n(st, id, len);
+    while (la->count && (uintptr_t)la->ring[la->first].id < at) { /* lines the parse rejected */
+        la->first = (la->first + 1) % AHEAD;
+        la->count--;
+    }
+    if (!la->count || la->ring[la->first].id != id || la->ring[la->first].len != len)
+        return state_find_n(st, id, len);
+    uint64_t h = la->ring[la->first].h;
+    la->first = (la->first + 1) % AHEAD;
+    la->count--;
+    return state_find_hashed(st, id, len, h);
+}
+
 /* The entity named by id[0..len) (NULL: none given). */
 static int resolve_entity(struct parse_ctx *c, const char *id, size_t len, uint32_t *no, cb_error *e)
 {
-    *no = id ? state_find_n(c->in->st, id, len) : STATE_NONE;
+    *no = !id ? STATE_NONE : c->ahead ? lookahead_find(c->ahead, c->in->st, id, len) : state_find_n(c->in->st, id, len);
     if (*no == STATE_NONE)
         return cb_error_set(e, CB_ENOT_FOUND, NULL, "unknown entity '%.*s'", id ? (int)(len < 128 ? len : 128) : 0,
                             id ? id : "");
@@ -673,6 +753,7 @@ static int lp_field_item(struct parse_ctx *c, const struct lp_field *f, uint32_t
 static int lp_on_point(void *arg, size_t line, const struct lp_point *pt)
 {
     struct parse_ctx *c = arg;
+    lookahead_advance(c->ahead, c->in->st);
     const struct lp_str *tag = lp_entity_tag(pt);
     uint32_t no;
     cb_error e;
@@ -709,7 +790,8 @@ int ingest_parse_lp(ingest *in, const char *body, size_t len, const char *precis
     int rc = lp_precision_parse(precision, &prec, err);
     if (rc != 0)
         return rc;
-    struct parse_ctx c = {.in = in, .p = p, .out = out, .rep = rep, .now_ms = clock_now_ms()};
+    struct lookahead ahead = {.body = body, .next = body, .end = body + len};
+    struct parse_ctx c = {.in = in, .ahead = &ahead, .p = p, .out = out, .rep = rep, .now_ms = clock_now_ms()};
     batch_reserve(out, len / 3); /* a numeric line of ~70 bytes is a 23-byte item: grown once, if ever */
     size_t k = 0; /* a free parser, else wait for the first */
     while (k < INGEST_LP_PARSERS && pthread_mutex_trylock(&in->lp[k].lock) != 0)

@@ -345,8 +345,31 @@ void state_set_counters(state *s, uint32_t no, uint64_t readings, int64_t last_s
 
 uint32_t state_find_n(const state *s, const char *id, size_t len)
 {
-    int found;
-    uint32_t pos = hash_slot(s, id, len, hash_id(id, len), &found);
+    return state_find_hashed(s, id, len, hash_id(id, len));
+}
+
+uint64_t state_hash_n(const char *id, size_t len) { return hash_id(id, len); }
+
+void state_prefetch(const state *s, uint64_t h, int level)
+{
+    const struct hash_entry *e = &s->hash[(uint32_t)h & (s->hash_cap - 1)];
+    if (level == 0) {
+        __builtin_prefetch(e);
+        return;
+    }
+    if (e->no >= s->nslots || e->fp != (uint32_t)(h >> 32))
+        return; /* empty, a tombstone, or another id: the lookup probes on */
+    const struct state_entity *ent = &s->slots[e->no];
+    if (level == 1)
+        __builtin_prefetch(ent);
+    else if (ent->id)
+        __builtin_prefetch(ent->id);
+}
+
+uint32_t state_find_hashed(const state *s, const char *id, size_t len, uint64_t h)
+{
+    int found; /* h is hash_id(id, len): not asserted, that would double the work */
+    uint32_t pos = hash_slot(s, id, len, h, &found);
     return found ? s->hash[pos].no : STATE_NONE;
 }
 

@@ -97,6 +97,16 @@ uint32_t state_find(const state *s, const char *id); /* or the directory's read 
 /* state_find of the len bytes at id (need not end in NUL; one with a NUL
  * byte names no entity). */
 uint32_t state_find_n(const state *s, const char *id, size_t len);
+/* state_find_n in parts, for a caller resolving many ids in a row that can
+ * overlap their cache misses (each lookup among 100,000 entities misses the
+ * hash entry, the entity and its id): the id's hash once, then
+ * state_prefetch at level 0 (the hash entry), 1 (the entity; after level
+ * 0's line arrived) and 2 (its id) a few lookups ahead, then
+ * state_find_hashed. Prefetching is only a hint: any order gives the same
+ * answers. Same locks as state_find_n. */
+uint64_t state_hash_n(const char *id, size_t len);
+void state_prefetch(const state *s, uint64_t h, int level);
+uint32_t state_find_hashed(const state *s, const char *id, size_t len, uint64_t h);
 const struct state_entity *state_get(const state *s, uint32_t no); /* NULL if free */
 const struct state_value *state_value_of(const struct state_entity *e, uint16_t attr);
 uint32_t state_slots(const state *s);  /* iterate no in [0, state_slots) */

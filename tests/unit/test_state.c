@@ -153,6 +153,17 @@ TEST(test_hash_growth_100k_with_tombstones)
         bad += !e || strcmp(e->id, id) != 0;
     }
     CHECK_INT(bad, 0);
+    /* the split lookup, prefetching at every level (on ids present, absent,
+     * and over tombstones), answers as state_find does */
+    for (uint32_t i = 0; i < N + 1000; i++) {
+        snprintf(id, sizeof id, i < N ? "urn:e:%u" : "urn:e:absent-%u", i);
+        uint64_t h = state_hash_n(id, strlen(id));
+        for (int level = 0; level < 3; level++)
+            state_prefetch(s, h, level);
+        bad += state_find_hashed(s, id, strlen(id), h) != state_find(s, id);
+        bad += (i < N) != (state_find(s, id) != STATE_NONE);
+    }
+    CHECK_INT(bad, 0);
     state_destroy(s);
 }
 
