@@ -256,14 +256,30 @@ struct cursor {
 
 /* The next 64 bits from pos, most significant first; the top 57 are valid.
  * Only when 8 whole bytes from pos's byte are inside the blob (has_word). */
-static inline uint64_t peek_word(const struct cursor *c)
+static inline uint64_t peek_at(const uint8_t *p, size_t pos)
 {
     uint64_t w;
-    memcpy(&w, c->p + (c->pos >> 3), sizeof w);
+    memcpy(&w, p + (pos >> 3), sizeof w);
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     w = __builtin_bswap64(w);
 #endif
-    return w << (c->pos & 7);
+    return w << (pos & 7);
+}
+
+static inline uint64_t peek_word(const struct cursor *c)
+{
+    return peek_at(c->p, c->pos);
+}
+
+/* One Rice value from word w (peek_word at the stream's position) when it is
+ * short (no escape, q + 1 + k <= 57 bits): its length in bits, else 0. */
+static inline unsigned rice_short(uint64_t w, uint16_t s, uint64_t *u)
+{
+    unsigned k = rice_k(s), q = (unsigned)__builtin_clzll(~w | 1); /* ~w | 1 is never 0 */
+    if (q >= RICE_QMAX || q + 1 + k > 57)
+        return 0;
+    *u = ((uint64_t)q << k) | (k ? (w << (q + 1)) >> (64 - k) : 0);
+    return q + 1 + k;
 }
 
 static inline int has_word(const struct cursor *c)
@@ -308,14 +324,14 @@ static uint64_t get_rice(struct cursor *c, uint16_t *s)
 {
     unsigned k = rice_k(*s), q = 0;
     if (has_word(c)) { /* the unary ones and the k bits from one word */
-        uint64_t w = peek_word(c);
-        q = (unsigned)__builtin_clzll(~w | 1); /* ~w | 1 is never 0: q is capped below anyway */
-        if (q < RICE_QMAX && q + 1 + k <= 57) {
-            uint64_t u = ((uint64_t)q << k) | (k ? (w << (q + 1)) >> (64 - k) : 0);
-            c->pos += q + 1 + k;
+        uint64_t w = peek_word(c), u;
+        unsigned len = rice_short(w, *s, &u);
+        if (len) {
+            c->pos += len;
             rice_update(s, u);
             return u;
         }
+        q = (unsigned)__builtin_clzll(~w | 1);
         q = q < RICE_QMAX ? q : RICE_QMAX;
         c->pos += q + (q < RICE_QMAX); /* and the terminating zero */
     } else {
@@ -408,6 +424,66 @@ static int cursor_next(struct cursor *c, int64_t *t, double *v, cb_error *err)
         return cb_error_set(err, CB_ECORRUPT, "chunk", "point %u of %u is corrupt", c->i, c->n);
     c->i++;
     return 0;
+}
+
+/* The fast path of codec_decode: the points of a DECIMAL chunk after its
+ * first two, with the state in locals and one word load per value. It reads
+ * buf (the blob, or a zero-padded copy of its tail) while 16 bytes are left
+ * in it, so two short values (at most 114 bits) never need a bounds check,
+ * and takes a point only when it ends within the data's nbits. A point it
+ * cannot take whole — a long or escaped code, a time or value out of range,
+ * past the data — it leaves to cursor_next, which decodes or reports it as
+ * before. Almost every point of a scan comes this way. */
+static void decimal_run(struct cursor *c, const uint8_t *buf, size_t buf_bytes, size_t pos, size_t nbits,
+                        int64_t *t, double *v)
+{
+    size_t pos0 = pos;
+    uint32_t i = c->i;
+    uint64_t dt = c->dt, m = c->v;
+    int64_t tt = c->t;
+    uint16_t rt = c->rice_t, rv = c->rice_v;
+    const double scale = pow10_tab[c->enc];
+    for (; i < c->n && (pos >> 3) + 16 <= buf_bytes; i++) {
+        uint64_t ut, uv;
+        unsigned lt = rice_short(peek_at(buf, pos), rt, &ut);
+        unsigned lv = lt ? rice_short(peek_at(buf, pos + lt), rv, &uv) : 0;
+        if (!lv || pos + lt + lv > nbits)
+            break;
+        uint64_t dt2 = dt + unzigzag(ut), m2 = m + unzigzag(uv);
+        if (dt2 == 0 || dt2 > (uint64_t)INT64_MAX - (uint64_t)tt || (int64_t)m2 < -DECIMAL_MAX_M ||
+            (int64_t)m2 > DECIMAL_MAX_M)
+            break;
+        rice_update(&rt, ut);
+        rice_update(&rv, uv);
+        pos += lt + lv;
+        dt = dt2;
+        m = m2;
+        tt = (int64_t)((uint64_t)tt + dt);
+        t[i] = tt;
+        v[i] = (double)(int64_t)m / scale;
+    }
+    c->pos += pos - pos0;
+    c->i = i;
+    c->dt = dt;
+    c->v = m;
+    c->t = tt;
+    c->rice_t = rt;
+    c->rice_v = rv;
+}
+
+/* decimal_run over the blob in place, then over a zero-padded copy of the
+ * last bytes, where the in-place run must stop. */
+static void decode_decimal_run(struct cursor *c, int64_t *t, double *v)
+{
+    assert(c->enc != ENC_XOR && c->i >= 2);
+    size_t nbytes = c->nbits >> 3;
+    decimal_run(c, c->p, nbytes, c->pos, c->nbits, t, v);
+    size_t from = c->pos >> 3;
+    if (c->i == c->n || nbytes - from >= 16)
+        return;
+    uint8_t tail[32] = {0};
+    memcpy(tail, c->p + from, nbytes - from);
+    decimal_run(c, tail, sizeof tail, c->pos - from * 8, c->nbits - from * 8, t, v);
 }
 
 /* After the last point: only zero padding up to the end of the last byte. */
@@ -559,8 +635,12 @@ int codec_decode(const uint8_t *blob, size_t len, int64_t *t, double *v, size_t 
     if (c.n > cap)
         return cb_error_set(err, CB_EINVALID_FIELD, "cap", "chunk has %u points, room for %zu",
                             c.n, cap);
-    while (rc == 0 && c.i < c.n)
-        rc = cursor_next(&c, &t[c.i], &v[c.i], err);
+    while (rc == 0 && c.i < c.n) {
+        if (c.enc != ENC_XOR && c.i >= 2)
+            decode_decimal_run(&c, t, v);
+        if (c.i < c.n)
+            rc = cursor_next(&c, &t[c.i], &v[c.i], err);
+    }
     if (rc == 0)
         rc = cursor_close(&c, err);
     if (rc == 0)

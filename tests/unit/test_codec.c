@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include "series/codec.h"
+
+#include "../../fuzz/codec_ref.h"
 #include "test.h"
 
 #define MAX_N 1024
@@ -81,6 +83,19 @@ static struct { /* room for any chunk, so corrupt counts never hit the cap */
 } out;
 #define OUT_CAP CODEC_MAX_POINTS
 
+/* codec_decode's answer (rc, n points in out) is the reference decoder's:
+ * the same points bit for bit, or a refusal from both. */
+static void check_like_ref(const uint8_t *blob, size_t len, int rc, size_t n, const char *what)
+{
+    static int64_t rt[CODEC_MAX_POINTS];
+    static double rv[CODEC_MAX_POINTS];
+    size_t rn;
+    int ref = codec_ref_decode(blob, len, rt, rv, OUT_CAP, &rn);
+    PCHECK(ref == (rc == 0 ? 0 : -1), what);
+    PCHECK(ref != 0 || (rn == n && memcmp(rt, out.t, n * sizeof *rt) == 0 && memcmp(rv, out.v, n * sizeof *rv) == 0),
+           what);
+}
+
 /* Appends in[0..n) to a fresh appender; returns 0 or the first error. */
 static int encode(codec_appender *a, const struct series *s)
 {
@@ -102,6 +117,7 @@ static size_t roundtrip(const struct series *s, const char *what)
     const uint8_t *blob = codec_appender_blob(&a, &len);
     PCHECK(codec_decode(blob, len, out.t, out.v, OUT_CAP, &n, NULL) == 0, what);
     PCHECK(n == s->n, what);
+    check_like_ref(blob, len, 0, n, what);
     struct codec_stats st;
     codec_stats_init(&st);
     for (size_t i = 0; i < n && i < s->n; i++) {
@@ -517,6 +533,7 @@ TEST(test_bit_flips)
         }
         int rc = codec_decode(copy, len, out.t, out.v, OUT_CAP, &n, NULL);
         PCHECK(rc == 0 || rc == CB_ECORRUPT, "bit flip");
+        check_like_ref(copy, len, rc, n, "bit flip, against the reference");
         if (rc == 0) {
             decoded++;
             check_valid_decode(n, "bit flip");
@@ -543,6 +560,7 @@ TEST(test_garbage)
         }
         int rc = codec_decode(g, len, out.t, out.v, OUT_CAP, &n, NULL);
         PCHECK(rc == 0 || rc == CB_ECORRUPT, "garbage");
+        check_like_ref(g, len, rc, n, "garbage, against the reference");
         if (rc == 0)
             check_valid_decode(n, "garbage");
         free(g);
