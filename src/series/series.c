@@ -611,8 +611,7 @@ static void *flusher_main(void *arg);
 /* The SQLite WAL a flush leaves on disk once checkpointed, at most (bytes). */
 #define SERIES_WAL_LIMIT "67108864"
 
-/* The flusher's own connection to the same database file. */
-static int open_flusher(series *s, db *d, cb_error *err)
+int series__open_peer(db *d, db **out, cb_error *err)
 {
     const char *file = sqlite3_db_filename(db_sqlite(d), "main");
     const char *slash = file ? strrchr(file, '/') : NULL;
@@ -621,7 +620,13 @@ static int open_flusher(series *s, db *d, cb_error *err)
         return cb_error_set(err, CB_EINTERNAL, NULL, "series: the database has no directory");
     memcpy(dir, file, (size_t)(slash - file));
     dir[slash - file] = '\0';
-    int rc = db_open(dir, &s->fdb, err);
+    return db_open(dir, out, err);
+}
+
+/* The flusher's own connection to the same database file. */
+static int open_flusher(series *s, db *d, cb_error *err)
+{
+    int rc = series__open_peer(d, &s->fdb, err);
     if (rc == 0) { /* see flush_batch */
         sqlite3_wal_autocheckpoint(db_sqlite(s->fdb), 0);
         rc = db_exec(s->fdb, "PRAGMA journal_size_limit = " SERIES_WAL_LIMIT, err);
@@ -693,6 +698,7 @@ void series_close(series *s)
     pending_free(s->pend, s->npend);
     for (int i = 0; i < SERIES_STMT_CACHE; i++)
         series__stmts_free(&s->stmts[i]);
+    db_close(s->qdb); /* after its statements */
     for (uint32_t i = 0; i < s->n; i++)
         codec_appender_free(&s->heads[i].app);
     free(s->heads);
@@ -1342,6 +1348,7 @@ void series_get_stats(series *s, struct series_stats *out)
     out->dropped = s->dropped;
     out->pending_chunks = s->npend + s->batch.npend;
     out->flushed_chunks = s->flushed_chunks;
+    out->split_aggregates = s->split_aggregates;
     out->head_bytes = sizeof *s + (size_t)s->cap * sizeof *s->heads + (s->slots ? (s->mask + 1) * 4u : 0) +
                       (size_t)s->cappend * sizeof *s->pend;
     for (uint32_t i = 0; i < s->n; i++) {

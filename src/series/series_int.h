@@ -85,6 +85,8 @@ struct series {
     series_keep_fn keep;      /* retention rules for the flusher (NULL: none); set once at start */
     void *keep_arg;
     struct series_stmts stmts[SERIES_STMT_CACHE]; /* guarded by lock */
+    db *qdb;                  /* a second query connection, for big aggregates; opened at first use */
+    int qdb_busy;             /* an aggregate is using qdb; guarded by lock */
     struct head *heads; /* by id; n used, cap allocated */
     uint32_t n, cap, persisted; /* ids >= persisted are not in table series yet */
     uint32_t *slots;    /* hash of ids: id + 1, 0 = empty; mask + 1 slots */
@@ -95,12 +97,15 @@ struct series {
     uint32_t retention_cursor;
     int64_t tmp_t[SERIES_CHUNK_MAX + 1]; /* writer thread scratch for one chunk */
     double tmp_v[SERIES_CHUNK_MAX + 1];
-    uint64_t appended, merged, dropped, flushed_chunks;
+    uint64_t appended, merged, dropped, flushed_chunks, split_aggregates;
 };
 
 int64_t series__floor(int64_t t, int64_t unit);
 
 void series__stmts_free(struct series_stmts *st); /* finalizes; the slot is free again */
+
+/* Opens a second connection (*out, the caller's) to d's database file. */
+int series__open_peer(db *d, db **out, cb_error *err);
 
 /* Accumulates chunk points (ascending) into rollup parts of unit ms (1 h or
  * 1 min); returns how many. decimals: codec_decimals of the chunk; when >= 0

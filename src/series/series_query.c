@@ -222,10 +222,26 @@ static int step_once(sqlite3_stmt *st)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Starts the read transaction on d and copies the heads of ids[0..n), under
- * the mutex. *out is the caller's (copy_free), the transaction too (end_read). */
-static int begin_snapshot(series *s, db *d, struct series_stmts *st, const uint32_t *ids, size_t n,
-                          struct head_copy **out, cb_error *err)
+static void end_read(db *d, struct series_stmts *st)
+{
+    if (!sqlite3_get_autocommit(db_sqlite(d)) && step_once(st->commit) != SQLITE_OK)
+        sqlite3_exec(db_sqlite(d), "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int begin_read(db *d, struct series_stmts *st, cb_error *err)
+{
+    int src = step_once(st->begin);
+    if (src == SQLITE_OK)
+        src = step_once(st->probe);
+    return src == SQLITE_OK ? 0 : db_error(d, src, "starting a series query", err);
+}
+
+/* Starts the read transaction on d (and on d2 with st2, unless NULL) and
+ * copies the heads of ids[0..n), under the mutex. The flusher commits under
+ * it too, so both connections read the same store, the one the heads go
+ * with. *out is the caller's (copy_free), the transactions too (end_read). */
+static int begin_snapshot(series *s, db *d, struct series_stmts *st, db *d2, struct series_stmts *st2,
+                          const uint32_t *ids, size_t n, struct head_copy **out, cb_error *err)
 {
     struct head_copy *c = calloc(n ? n : 1, sizeof *c);
     if (!c)
@@ -235,31 +251,23 @@ static int begin_snapshot(series *s, db *d, struct series_stmts *st, const uint3
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (ids[i] >= s->n)
             rc = cb_error_set(err, CB_ENOT_FOUND, "series", "no series %u", ids[i]);
-    if (rc == 0) {
-        int src = step_once(st->begin);
-        if (src == SQLITE_OK)
-            src = step_once(st->probe);
-        if (src != SQLITE_OK)
-            rc = db_error(d, src, "starting a series query", err);
-    }
+    if (rc == 0)
+        rc = begin_read(d, st, err);
+    if (rc == 0 && st2)
+        rc = begin_read(d2, st2, err);
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (copy_head(s, ids[i], &c[i]) != 0)
             rc = cb_error_set(err, CB_ENOMEM, NULL, "out of memory copying the head");
     pthread_mutex_unlock(&s->lock);
     if (rc != 0) {
-        if (!sqlite3_get_autocommit(db_sqlite(d)))
-            sqlite3_exec(db_sqlite(d), "ROLLBACK", NULL, NULL, NULL);
+        end_read(d, st);
+        if (st2)
+            end_read(d2, st2);
         copy_free(c, n);
         return rc;
     }
     *out = c;
     return 0;
-}
-
-static void end_read(db *d, struct series_stmts *st)
-{
-    if (!sqlite3_get_autocommit(db_sqlite(d)) && step_once(st->commit) != SQLITE_OK)
-        sqlite3_exec(db_sqlite(d), "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* ---- scanning one series ---- */
@@ -539,7 +547,7 @@ int series_query(series *s, db *d, uint32_t id, const struct series_range *r, st
     if (p.nbuckets && !(sc->acc = calloc(p.nbuckets, sizeof *sc->acc)))
         rc = cb_error_set(err, CB_ENOMEM, NULL, NULL);
     if (rc == 0)
-        rc = begin_snapshot(s, d, st, &id, 1, &c, err);
+        rc = begin_snapshot(s, d, st, NULL, NULL, &id, 1, &c, err);
     if (rc == 0) {
         rc = scan_series(sc, d, id, c, p.plan);
         end_read(d, st);
@@ -576,11 +584,129 @@ static int check_aggregate(const uint32_t *groups, size_t n, size_t ngroups, con
     return 0;
 }
 
+/* An aggregate over at least this many series (and at most this many
+ * cells) scans half of them on a second thread with its own connection: the
+ * scan is CPU-bound decoding, so two cores take about half the time. */
+#define PARALLEL_MIN_SERIES 1024
+#define PARALLEL_MAX_CELLS 65536
+
+/* One thread's share of an aggregate: ids[from..to) into acc. */
+struct part {
+    db *d;
+    struct series_stmts *st;
+    struct scan *sc;
+    struct acc *acc; /* ngroups x nbuckets */
+    const uint32_t *ids, *groups;
+    const struct head_copy *c;
+    size_t from, to, nbuckets;
+    enum series_plan plan;
+    int rc;
+    cb_error err;
+};
+
+static void *scan_part(void *arg)
+{
+    struct part *p = arg;
+    p->rc = 0;
+    for (size_t i = p->from; p->rc == 0 && i < p->to; i++) {
+        p->sc->acc = p->acc + (size_t)p->groups[i] * p->nbuckets;
+        p->rc = scan_series(p->sc, p->d, p->ids[i], &p->c[i], p->plan);
+    }
+    return NULL;
+}
+
+/* The second connection with its statements, scan and accumulators, when
+ * the aggregate is big enough and no other aggregate has them; else 0 and
+ * the caller scans alone. */
+static int part_take(series *s, db *d, const struct plan *pl, size_t cells, struct part *p)
+{
+    int mine = 0;
+    pthread_mutex_lock(&s->lock);
+    if (!s->qdb_busy)
+        mine = s->qdb_busy = 1;
+    pthread_mutex_unlock(&s->lock);
+    if (!mine)
+        return 0;
+    memset(p, 0, sizeof *p);
+    if (!s->qdb && series__open_peer(d, &s->qdb, &p->err) != 0)
+        s->qdb = NULL;
+    if (s->qdb && stmts_get(s, s->qdb, &p->st, &p->err) == 0) {
+        p->d = s->qdb;
+        p->sc = malloc(sizeof *p->sc);
+        p->acc = calloc(cells, sizeof *p->acc);
+        if (p->sc && p->acc) {
+            prepare_scan(p->sc, p->st, pl, &p->err);
+            return 1;
+        }
+        free(p->sc);
+        free(p->acc);
+        stmts_put(s, p->st);
+    }
+    pthread_mutex_lock(&s->lock);
+    s->qdb_busy = 0;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static void part_give_back(series *s, struct part *p)
+{
+    free(p->sc);
+    free(p->acc);
+    stmts_put(s, p->st);
+    pthread_mutex_lock(&s->lock);
+    s->qdb_busy = 0;
+    s->split_aggregates++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void acc_merge(struct acc *into, const struct acc *from, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (from[k].count)
+            acc_rollup(&into[k], from[k].count, from[k].sum, from[k].min, from[k].max, from[k].last);
+}
+
+/* ids[0..n) into all, on two threads when helper is set up (part_take):
+ * this thread the first half, the helper the second into its own
+ * accumulators, which the caller merges. */
+static int scan_all(series *s, db *d, struct series_stmts *st, struct scan *sc, struct acc *all, const uint32_t *ids,
+                    const uint32_t *groups, size_t n, const struct plan *pl, struct part *helper, cb_error *err)
+{
+    struct head_copy *c = NULL;
+    int rc = begin_snapshot(s, d, st, helper ? helper->d : NULL, helper ? helper->st : NULL, ids, n, &c, err);
+    if (rc != 0)
+        return rc;
+    struct part mine = {d, st, sc, all, ids, groups, c, 0, n, pl->nbuckets, pl->plan, 0, {0}};
+    pthread_t thread;
+    int two = 0;
+    if (helper) {
+        *helper = (struct part){helper->d, helper->st, helper->sc, helper->acc, ids, groups, c, n / 2, n,
+                                pl->nbuckets, pl->plan, 0, {0}};
+        helper->sc->err = &helper->err;
+        two = pthread_create(&thread, NULL, scan_part, helper) == 0;
+        if (two)
+            mine.to = n / 2;
+    }
+    scan_part(&mine); /* sc->err is err */
+    rc = mine.rc;
+    if (two) {
+        pthread_join(thread, NULL);
+        if (rc == 0 && helper->rc != 0) {
+            rc = helper->rc;
+            *err = helper->err;
+        }
+    }
+    if (helper)
+        end_read(helper->d, helper->st);
+    end_read(d, st);
+    copy_free(c, n);
+    return rc;
+}
+
 int series_aggregate(series *s, db *d, const uint32_t *ids, const uint32_t *groups, size_t n, size_t ngroups,
                      const struct series_range *r, struct series_grid *out, cb_error *err)
 {
     struct plan p;
-    struct head_copy *c = NULL;
     memset(out, 0, sizeof *out);
     int rc = check_aggregate(groups, n, ngroups, r, err);
     if (rc == 0)
@@ -590,12 +716,13 @@ int series_aggregate(series *s, db *d, const uint32_t *ids, const uint32_t *grou
                           p.nbuckets, SERIES_MAX_CELLS);
     if (rc != 0)
         return rc;
+    size_t cells = ngroups * p.nbuckets;
     struct series_stmts *st;
     if ((rc = stmts_get(s, d, &st, err)) != 0)
         return rc;
     struct scan *sc = malloc(sizeof *sc);
-    struct acc *all = calloc(ngroups * p.nbuckets, sizeof *all);
-    out->v = malloc(ngroups * p.nbuckets * sizeof *out->v);
+    struct acc *all = calloc(cells, sizeof *all);
+    out->v = malloc(cells * sizeof *out->v);
     if (!sc || !all || !out->v) {
         free(sc);
         free(all);
@@ -604,18 +731,17 @@ int series_aggregate(series *s, db *d, const uint32_t *ids, const uint32_t *grou
         return cb_error_set(err, CB_ENOMEM, NULL, NULL);
     }
     prepare_scan(sc, st, &p, err);
-    rc = begin_snapshot(s, d, st, ids, n, &c, err);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        sc->acc = all + (size_t)groups[i] * p.nbuckets;
-        rc = scan_series(sc, d, ids[i], &c[i], p.plan);
+    struct part helper;
+    int two = n >= PARALLEL_MIN_SERIES && cells <= PARALLEL_MAX_CELLS && part_take(s, d, &p, cells, &helper);
+    rc = scan_all(s, d, st, sc, all, ids, groups, n, &p, two ? &helper : NULL, err);
+    if (two) {
+        if (rc == 0)
+            acc_merge(all, helper.acc, cells);
+        part_give_back(s, &helper);
     }
-    if (c)
-        end_read(d, st);
-    sc->acc = NULL;
-    for (size_t k = 0; rc == 0 && k < ngroups * p.nbuckets; k++)
+    for (size_t k = 0; rc == 0 && k < cells; k++)
         out->v[k] = all[k].count ? acc_value(&all[k], r->agg) : r->agg == SERIES_AGG_COUNT ? 0.0 : NAN;
     *out = (struct series_grid){ngroups, p.nbuckets, p.lo, p.step, out->v, p.plan};
-    copy_free(c, n);
     free(sc);
     free(all);
     stmts_put(s, st);

@@ -596,24 +596,21 @@ TEST(test_minute_rollups)
     fx_close(&f);
 }
 
-TEST(test_aggregate)
+/* ns series of npoints random points in ng groups, queried `queries` times
+ * (a flush halfway) against the test's own sums: the answers must match. */
+static int aggregate_against_ref(struct fx *f, struct ref *ref, int ns, int npoints, int ng, int queries)
 {
-    struct fx f;
-    CHECK_INT(fx_open(&f), 0);
-    enum { NS = 12, NG = 3 };
-    struct ref ref[NS];
-    memset(ref, 0, sizeof ref);
     int64_t now = T0;
-    random_load(&f, ref, NS, 300, &now);
-    uint32_t ids[NS], groups[NS];
-    for (int s = 0; s < NS; s++) {
-        ids[s] = sid_of(&f, (uint32_t)s + 1, 7);
-        groups[s] = (uint32_t)s % NG;
+    random_load(f, ref, ns, npoints, &now);
+    uint32_t *ids = malloc((size_t)ns * sizeof *ids), *groups = malloc((size_t)ns * sizeof *groups);
+    for (int s = 0; s < ns; s++) {
+        ids[s] = sid_of(f, (uint32_t)s + 1, 7);
+        groups[s] = (uint32_t)s % (uint32_t)ng;
     }
     int bad = 0;
-    for (int q = 0; q < 60; q++) {
-        if (q == 30)
-            CHECK_INT(flush(&f, now), 0);
+    for (int q = 0; q < queries; q++) {
+        if (q == queries / 2)
+            CHECK_INT(flush(f, now), 0);
         struct series_range r = {T0 + rnd_in(-HOUR_MS, 5 * HOUR_MS), 0, 0, (enum series_agg)(q % 5),
                                  SERIES_PLAN_AUTO};
         if (q % 3 == 0)
@@ -625,23 +622,60 @@ TEST(test_aggregate)
         size_t nb = (size_t)((r.to - r.from) / step + 1);
         struct series_grid g;
         cb_error e;
-        CHECK_INT(series_aggregate(f.s, f.r, ids, groups, NS, NG, &r, &g, &e), 0);
+        CHECK_INT(series_aggregate(f->s, f->r, ids, groups, (size_t)ns, (size_t)ng, &r, &g, &e), 0);
         CHECK_INT(g.nbuckets, nb);
-        struct racc *a = calloc(NG * nb, sizeof *a);
-        for (int s = 0; s < NS; s++)
+        struct racc *a = calloc((size_t)ng * nb, sizeof *a);
+        for (int s = 0; s < ns; s++)
             for (size_t i = 0; i < ref[s].n; i++) {
                 int64_t t = ref[s].t[i];
                 if (t >= r.from && (size_t)((t - r.from) / step) < nb)
                     racc_add(&a[groups[s] * nb + (size_t)((t - r.from) / step)], ref[s].v[i]);
             }
-        for (size_t k = 0; k < NG * nb && g.v; k++) {
+        for (size_t k = 0; k < (size_t)ng * nb && g.v; k++) {
             double want = a[k].count ? racc_value(&a[k], r.agg) : r.agg == SERIES_AGG_COUNT ? 0.0 : NAN;
             bad += !close_enough(g.v[k], want);
         }
         free(a);
         series_grid_free(&g);
     }
-    CHECK_INT(bad, 0);
+    free(ids);
+    free(groups);
+    return bad;
+}
+
+/* Over 1,024 series an aggregate is split between two threads (two
+ * connections, one snapshot): the same answers, and the split counted. */
+TEST(test_aggregate_split)
+{
+    struct fx f;
+    CHECK_INT(fx_open(&f), 0);
+    enum { NS = 1500 };
+    struct ref *ref = calloc(NS, sizeof *ref);
+    CHECK_INT(aggregate_against_ref(&f, ref, NS, 30, 4, 12), 0);
+    struct series_stats st;
+    series_get_stats(f.s, &st);
+    CHECK_INT(st.split_aggregates, 12);
+    ref_free(ref, NS);
+    free(ref);
+    fx_close(&f);
+}
+
+TEST(test_aggregate)
+{
+    struct fx f;
+    CHECK_INT(fx_open(&f), 0);
+    enum { NS = 12, NG = 3 };
+    struct ref ref[NS];
+    memset(ref, 0, sizeof ref);
+    CHECK_INT(aggregate_against_ref(&f, ref, NS, 300, NG, 60), 0);
+    struct series_stats st;
+    series_get_stats(f.s, &st);
+    CHECK_INT(st.split_aggregates, 0); /* too few series to split */
+    uint32_t ids[NS], groups[NS];
+    for (int s = 0; s < NS; s++) {
+        ids[s] = sid_of(&f, (uint32_t)s + 1, 7);
+        groups[s] = (uint32_t)s % NG;
+    }
     struct series_range last = {T0, T0 + HOUR_MS, HOUR_MS, SERIES_AGG_LAST, SERIES_PLAN_AUTO};
     struct series_grid g;
     cb_error e;
@@ -1158,7 +1192,7 @@ TEST(test_bench_city_day)
 
 TEST_MAIN(test_ids, test_close_at_points, test_close_at_boundary, test_late_and_duplicates, test_append_many_same_as_one,
           test_round_trip_random,
-          test_rollups_equal_raw, test_minute_rollups, test_aggregate, test_errors, test_restart,
+          test_rollups_equal_raw, test_minute_rollups, test_aggregate, test_aggregate_split, test_errors, test_restart,
           test_replay_lsn_of_a_format_1_store, test_upgrade_keeps_format_1_rollups, test_idle_close,
           test_a_fed_chunk_stays_open_past_its_window, test_retention,
           test_concurrent_reader, test_scale,
