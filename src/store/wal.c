@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,11 @@ struct wal {
     int64_t last_sync_ms;          /* INT64_MIN: never synced by wal_sync_if_due */
     struct wal_replay_stats found; /* what recovery found, reported by wal_replay */
     struct wal_stats stats;
+    /* the reaper: deletes the segments wal_checkpoint renamed to *.drop */
+    pthread_t reaper;
+    pthread_mutex_t reap_lock;
+    pthread_cond_t reap_wake;
+    int reaper_running, reap_pending, reap_stop; /* guarded by reap_lock */
 };
 
 /* Buffered sequential reader over one segment. buf[pos, end) holds the file's
@@ -286,6 +292,8 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static void reap_drops(int dfd);
+
 static int list_segments(wal *w, const char *dir, cb_error *err)
 {
     int fd = dup(w->dfd);
@@ -296,6 +304,7 @@ static int list_segments(wal *w, const char *dir, cb_error *err)
             close(fd);
         return sys_error(err, e, "list", dir);
     }
+    rewinddir(d); /* a dup shares the directory's offset with every other */
     int rc = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -682,10 +691,14 @@ int wal_open(const char *dir, const struct wal_options *opt, wal **out, cb_error
     if (!w)
         return cb_error_set(err, CB_ENOMEM, NULL, "wal: out of memory");
     w->dfd = w->fd = -1;
+    pthread_mutex_init(&w->reap_lock, NULL);
+    pthread_cond_init(&w->reap_wake, NULL);
     w->fsync = opt->fsync;
     w->segment_bytes = opt->segment_bytes ? opt->segment_bytes : WAL_DEFAULT_SEGMENT_BYTES;
     w->last_sync_ms = INT64_MIN;
-    if ((rc = open_dir(w, dir, err)) < 0 || (rc = list_segments(w, dir, err)) < 0 ||
+    if ((rc = open_dir(w, dir, err)) == 0)
+        reap_drops(w->dfd); /* segments a crash left dropped but not deleted */
+    if (rc < 0 || (rc = list_segments(w, dir, err)) < 0 ||
         (rc = recover(w, err)) < 0 || (rc = open_current(w, err)) < 0)
         goto out;
     w->commit_lsn = w->next_lsn;
@@ -753,20 +766,86 @@ int wal_replay(wal *w, uint64_t from_lsn,
     return replay_segments(w, segment_of(w, from_lsn), &v, err);
 }
 
+/* ---- dropping segments ----
+ * Deleting a 64 MB segment costs the kernel ~20 ms (its cached pages and
+ * extents are freed); a checkpoint at 3 M readings/s dropped five, 0.1 s in
+ * which the writer applied nothing. So wal_checkpoint only renames them (a
+ * name ending .drop, which no listing takes for a segment) and the reaper
+ * thread deletes them; wal_open deletes what a crash left. */
+
+#define WAL_DROP_SUFFIX ".drop"
+
+/* Deletes every wal-*.drop in the directory; errors are left for the next try. */
+static void reap_drops(int dfd)
+{
+    int fd = dup(dfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    rewinddir(d); /* a dup shares the directory's offset with every other */
+    struct dirent *e;
+    size_t suffix = strlen(WAL_DROP_SUFFIX);
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n > 4 + suffix && !strncmp(e->d_name, "wal-", 4) && !strcmp(e->d_name + n - suffix, WAL_DROP_SUFFIX))
+            unlinkat(dfd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
+static void *reaper_main(void *arg)
+{
+    wal *w = arg;
+    pthread_mutex_lock(&w->reap_lock);
+    for (;;) {
+        while (!w->reap_pending && !w->reap_stop)
+            pthread_cond_wait(&w->reap_wake, &w->reap_lock);
+        int stop = w->reap_stop;
+        w->reap_pending = 0;
+        pthread_mutex_unlock(&w->reap_lock);
+        reap_drops(w->dfd);
+        pthread_mutex_lock(&w->reap_lock);
+        if (stop)
+            break;
+    }
+    pthread_mutex_unlock(&w->reap_lock);
+    return NULL;
+}
+
+/* Wakes the reaper, started on first use; without a thread, deletes here. */
+static void reap_soon(wal *w)
+{
+    pthread_mutex_lock(&w->reap_lock);
+    if (!w->reaper_running)
+        w->reaper_running = pthread_create(&w->reaper, NULL, reaper_main, w) == 0;
+    w->reap_pending = 1;
+    pthread_cond_signal(&w->reap_wake);
+    int running = w->reaper_running;
+    pthread_mutex_unlock(&w->reap_lock);
+    if (!running)
+        reap_drops(w->dfd);
+}
+
 int wal_checkpoint(wal *w, uint64_t durable_lsn, cb_error *err)
 {
     size_t k = 0;
     int rc = 0;
     /* Segment k holds lsns seg_first[k] .. seg_first[k + 1] - 1. */
     while (k + 1 < w->nseg && w->seg_first[k + 1] - 1 <= durable_lsn) {
-        char name[WAL_SEGMENT_NAME_MAX];
+        char name[WAL_SEGMENT_NAME_MAX], drop[WAL_SEGMENT_NAME_MAX + 8];
         seg_name(name, w->seg_first[k]);
-        if (unlinkat(w->dfd, name, 0) != 0 && errno != ENOENT) {
-            rc = sys_error(err, errno, "delete", name);
+        snprintf(drop, sizeof drop, "wal-%016" PRIx64 WAL_DROP_SUFFIX, w->seg_first[k]);
+        if (renameat(w->dfd, name, w->dfd, drop) != 0 && errno != ENOENT) {
+            rc = sys_error(err, errno, "drop", name);
             break;
         }
         k++;
     }
+    if (k)
+        reap_soon(w);
     memmove(w->seg_first, w->seg_first + k, (w->nseg - k) * sizeof *w->seg_first);
     w->nseg -= k;
     w->stats.segments_deleted += k;
@@ -791,6 +870,15 @@ void wal_close(wal *w)
 {
     if (!w)
         return;
+    pthread_mutex_lock(&w->reap_lock);
+    int reaping = w->reaper_running;
+    w->reap_stop = 1;
+    pthread_cond_signal(&w->reap_wake);
+    pthread_mutex_unlock(&w->reap_lock);
+    if (reaping) /* it deletes what is dropped, then stops */
+        pthread_join(w->reaper, NULL);
+    pthread_cond_destroy(&w->reap_wake);
+    pthread_mutex_destroy(&w->reap_lock);
     if (w->fd >= 0 && w->dirty && w->fsync != WAL_FSYNC_OFF)
         sync_fd(w->fd);
     if (w->fd >= 0)

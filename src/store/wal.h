@@ -10,7 +10,7 @@
  * past segment_bytes (one commit never spans two segments).
  *
  * Threads: a wal is used by one thread at a time (the ingest writer thread,
- * DESIGN §3) and has no locks. Others hand it work: the flusher reports its
+ * DESIGN §3); its own reaper thread only deletes dropped files. Others hand it work: the flusher reports its
  * durable lsn and the writer calls wal_checkpoint.
  *
  * Cost: wal_append copies the record into memory, O(len), no syscall;
@@ -121,8 +121,11 @@ void wal_rollback(wal *w);
  * at least 1000 ms passed (now_ms from any monotonic clock). No-op otherwise. */
 int wal_sync_if_due(wal *w, int64_t now_ms, cb_error *err);
 
-/* Everything up to durable_lsn is now stored elsewhere: deletes the oldest
- * segments holding only such records. Never deletes the current segment. */
+/* Everything up to durable_lsn is now stored elsewhere: drops the oldest
+ * segments holding only such records (renamed at once to wal-*.drop, which
+ * no replay reads; a reaper thread of the wal deletes the files, as that is
+ * slow; wal_close waits for it, wal_open deletes what a crash left). Never
+ * drops the current segment. */
 int wal_checkpoint(wal *w, uint64_t durable_lsn, cb_error *err);
 
 uint64_t wal_next_lsn(const wal *w); /* the lsn the next append gets */

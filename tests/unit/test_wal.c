@@ -591,10 +591,23 @@ TEST(test_checkpoint_deletes_old_segments_only)
     CHECK_INT(count_suffix(dir, ".log"), 1);
     CHECK_INT(list_segments(dir, firsts + 32, 32), 1);
     CHECK_INT(firsts[32], firsts[nseg - 1]);
-    wal_close(w);
+    wal_close(w); /* waits for the reaper: no dropped file is left */
+    CHECK_INT(count_suffix(dir, ".drop"), 0);
+    /* a crash between the rename and the delete: wal_open deletes the file, and nothing else */
+    char path[128];
+    snprintf(path, sizeof path, "%s/wal-0000000000000001.drop", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f)
+        fclose(f);
+    snprintf(path, sizeof path, "%s/notes.drop", dir);
+    if ((f = fopen(path, "w")) != NULL)
+        fclose(f);
+    CHECK_INT(count_suffix(dir, ".drop"), 2);
     w = open_wal(dir, WAL_FSYNC_OFF, 4096);
     CHECK_INT(wal_next_lsn(w), 201);
     CHECK_INT(replay_check(w, 0, 200, NULL), 200 - firsts[nseg - 1] + 1);
+    CHECK_INT(count_suffix(dir, ".drop"), 1); /* notes.drop is not the wal's */
     wal_close(w);
     test_remove_dir(dir);
 }
