@@ -4,7 +4,8 @@
  * the rest is a POST /api/v1/write body. Beyond "does not crash", every point
  * and error reported is checked against the documented contract, and every
  * point is written back as line protocol and parsed again, which must give
- * the same point bit for bit (escaping and float round trips). */
+ * the same point bit for bit (escaping and float round trips), and the
+ * readings counted never exceed lp_readings_at_most. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@ struct fuzz_state {
     size_t max_line_no; /* number of lines in the body */
     const struct lp_point *want; /* the round trip compares against this */
     int rt_points;
+    size_t readings;    /* as ingest counts them: a good line's fields, a bad line 1 */
 };
 
 static lp_parser *parsers[2]; /* default and tight limits */
@@ -195,11 +197,12 @@ static int on_point(void *arg, size_t line_no, const struct lp_point *pt)
     struct fuzz_state *st = arg;
     REQUIRE(line_no > st->last_line && line_no <= st->max_line_no);
     st->last_line = line_no;
+    st->readings += pt->nfields;
     check_point(pt);
     size_t n = encode(pt);
     if (n == 0)
         return 0;
-    struct fuzz_state rt = {0, 1, pt, 0};
+    struct fuzz_state rt = {0, 1, pt, 0, 0};
     REQUIRE(lp_parse(rt_parser, enc, n, LP_NS, NOW, rt_on_point, rt_on_error, &rt) == 0);
     REQUIRE(rt.rt_points == 1);
     return 0;
@@ -211,6 +214,7 @@ static int on_error(void *arg, size_t line_no, const cb_error *e)
     char field[32];
     REQUIRE(line_no > st->last_line && line_no <= st->max_line_no);
     st->last_line = line_no;
+    st->readings++;
     REQUIRE(e->code < 0 && cb_err_valid(e->code));
     snprintf(field, sizeof field, "line %zu", line_no);
     REQUIRE(strcmp(e->field, field) == 0);
@@ -242,9 +246,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lp_parser *p = parsers[(data[0] >> 2) & 1];
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
-    struct fuzz_state st = {0, 1, NULL, 0};
+    struct fuzz_state st = {0, 1, NULL, 0, 0};
     for (size_t i = 0; i < len; i++)
         st.max_line_no += body[i] == '\n';
     REQUIRE(lp_parse(p, body, len, prec, NOW, on_point, on_error, &st) == 0);
+    REQUIRE(st.readings <= lp_readings_at_most(body, len)); /* what ingest's part limit relies on */
     return 0;
 }

@@ -622,4 +622,3 @@ json_t *entity_types_json(entities *e)
 state *entities_state(entities *e) { return e->st; }
 dict *entities_dict(entities *e) { return e->names; }
 region_store *entities_regions(entities *e) { return e->regions; }
-uint64_t entities_checkpoint_lsn(entities *e) { return e->checkpoint_lsn; }

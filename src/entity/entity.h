@@ -12,7 +12,8 @@
  *           values {attr: {value, ts}}; a device gets its token once.
  *
  * Threads: the entity API (HTTP thread) uses the entities' own connection;
- * entity_checkpoint runs on the writer thread with the connection it is given. */
+ * checkpoints are sealed on the writer thread and stored by a flusher thread
+ * on the connection it is given (see entity_checkpoint_seal). */
 #ifndef CB_ENTITY_H
 #define CB_ENTITY_H
 
@@ -37,7 +38,8 @@ int entities_open(db *d, state *st, dict *names, region_store *regions, entities
                   cb_error *err);
 void entities_close(entities *e); /* NULL-safe */
 
-/* The WAL position the loaded state reflects (meta.checkpoint_lsn). */
+/* The WAL position SQLite holds the state as of (meta.checkpoint_lsn): the
+ * loaded one, then the last stored checkpoint's. Thread-safe. */
 uint64_t entities_checkpoint_lsn(entities *e);
 
 /* Creates one entity from JSON; *out (caller owns) is the entity, with
@@ -73,8 +75,32 @@ int entity_list(entities *e, const struct entity_filter *f, json_t **out, cb_err
 int entity_stats(entities *e, const struct entity_filter *f, const char *by, const char *attr,
                  json_t **out, cb_error *err);
 
-/* Stores dirty entities' values, counters and places as of lsn (writer thread). */
+/* Checkpoints store what the WAL changed since the last one — values,
+ * counters, places that moved — so the WAL can be trimmed, in two steps so
+ * that the writer never waits for SQLite: entity_checkpoint_seal copies the
+ * changed entities on the writer thread (memory work, under the state's read
+ * lock) and the flusher thread stores the copy in one transaction on its own
+ * connection, with meta.checkpoint_lsn. One seal is in flight at a time.
+ * A copy whose entity was deleted meanwhile is dropped, not stored. */
+
+/* Seals and stores as of lsn at once, on d (start-up, shutdown, tests); not
+ * while the flusher runs. A failure leaves the changes marked. */
 int entity_checkpoint(entities *e, db *d, uint64_t lsn, cb_error *err);
+/* Starts the flusher on d (borrowed until entity_flusher_stop). */
+int entity_flusher_start(entities *e, db *d, cb_error *err);
+/* Writer thread: seals as of lsn and wakes the flusher. Seals nothing while
+ * the previous seal is not stored yet (the WAL keeps those changes), and
+ * returns the flusher's last failure once (it retries every second). */
+int entity_checkpoint_seal(entities *e, uint64_t lsn, cb_error *err);
+/* Lets the flusher store the seal in flight (one try) and joins it; a seal
+ * it could not store is marked again, for entity_checkpoint. NULL-safe. */
+void entity_flusher_stop(entities *e);
+struct entity_flusher_stats {
+    uint64_t seals, stored_entities;
+    double last_store_s; /* the last store's transaction, seconds */
+    int inflight;
+};
+void entity_flusher_stats(entities *e, struct entity_flusher_stats *out);
 
 /* For ingest: the entity number of id (STATE_NONE) and the state (borrowed). */
 state *entities_state(entities *e);

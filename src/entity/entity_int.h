@@ -4,13 +4,27 @@
 
 #include "entity/entity.h"
 
+#include <pthread.h>
+
 struct entities {
     db *db;                 /* the API's connection (HTTP thread) */
     state *st;
     dict *names;
     region_store *regions;
     int32_t heartbeat[DICT_MAX_IDS + 1]; /* by type id; 0 = the default */
-    uint64_t checkpoint_lsn;
+    /* checkpoints (entity_persist.c); guarded by flush_lock while the flusher runs */
+    pthread_mutex_t flush_lock;
+    pthread_cond_t flush_cond;
+    pthread_t flusher;
+    int flusher_running;     /* set and cleared by the thread that starts and stops it */
+    int stopping;
+    db *fdb;                 /* the flusher's connection (borrowed) */
+    struct seal *inflight;   /* sealed, not stored yet; owned */
+    int flush_rc;            /* the flusher's last failure, until a seal reports it */
+    cb_error flush_err;
+    uint64_t checkpoint_lsn; /* the WAL position SQLite holds the state as of */
+    uint64_t seals, stored_entities;
+    double last_store_s;
 };
 
 #define ENTITY_DEFAULT_HEARTBEAT_S 600

@@ -31,7 +31,7 @@ struct ingest {
     dict *names;
     wal *wal;
     writer *writer;
-    db *ckpt_db;                /* the writer thread's connection for checkpoints */
+    db *ckpt_db;                /* checkpoints: the entity flusher's while it runs, else the opening/closing thread's */
     struct {                    /* line protocol parsers, one per parse at a time */
         pthread_mutex_t lock;
         lp_parser *p;
@@ -92,6 +92,9 @@ struct parse_ctx {
     const struct principal *p;
     batch *out;
     struct ingest_report *rep;
+    const struct ingest_parts *parts; /* line protocol, a long body: NULL unless parts go on early */
+    size_t nparts;              /* parts taken so far */
+    cb_error *err;              /* the error that stopped the parse, when a part's take failed */
     int64_t now_ms;
     int telemetry;              /* errors name "payload.x" rather than "readings[i].values.x" */
     const char *text_end;       /* end of the JSON text, to read a saved value again */
@@ -750,6 +753,24 @@ static int lp_field_item(struct parse_ctx *c, const struct lp_field *f, uint32_t
     return 0;
 }
 
+/* A part's readings (whole lines) go to the writer while the parse goes on.
+ * The directory lock is let go meanwhile: take may wait for the writer, and
+ * the writer may wait for an entity's creation, which waits for that lock. */
+static int take_part(struct parse_ctx *c)
+{
+    if (c->out->failed)
+        return cb_error_set(c->err, CB_ENOMEM, NULL, NULL);
+    state_dir_unlock(c->in->st);
+    int rc = c->parts->take(c->parts->arg, c->out, c->nparts == 0, c->err);
+    state_dir_rdlock(c->in->st);
+    if (rc != 0)
+        return rc;
+    assert(c->out->count == 0);
+    c->nparts++;
+    batch_reserve(c->out, (INGEST_PART_READINGS + 64) * 24); /* items of a number are 23 bytes */
+    return 0;
+}
+
 static int lp_on_point(void *arg, size_t line, const struct lp_point *pt)
 {
     struct parse_ctx *c = arg;
@@ -774,7 +795,7 @@ static int lp_on_point(void *arg, size_t line, const struct lp_point *pt)
             c->rep->accepted++;
         }
     }
-    return 0;
+    return c->parts && c->out->count >= INGEST_PART_READINGS ? take_part(c) : 0;
 }
 
 static int lp_on_error(void *arg, size_t line, const cb_error *e)
@@ -784,15 +805,21 @@ static int lp_on_error(void *arg, size_t line, const cb_error *e)
 }
 
 int ingest_parse_lp(ingest *in, const char *body, size_t len, const char *precision, const struct principal *p,
-                    batch *out, struct ingest_report *rep, cb_error *err)
+                    const struct ingest_parts *parts, batch *out, struct ingest_report *rep, cb_error *err)
 {
     enum lp_precision prec;
     int rc = lp_precision_parse(precision, &prec, err);
     if (rc != 0)
         return rc;
+    if (parts && (long long)lp_readings_at_most(body, len) > in->cfg->max_batch_readings)
+        parts = NULL;
     struct lookahead ahead = {.body = body, .next = body, .end = body + len};
-    struct parse_ctx c = {.in = in, .ahead = &ahead, .p = p, .out = out, .rep = rep, .now_ms = clock_now_ms()};
-    batch_reserve(out, len / 3); /* a numeric line of ~70 bytes is a 23-byte item: grown once, if ever */
+    struct parse_ctx c = {.in = in, .ahead = &ahead, .p = p, .out = out, .rep = rep, .parts = parts, .err = err,
+                          .now_ms = clock_now_ms()};
+    if (parts)
+        batch_reserve(out, (INGEST_PART_READINGS + 64) * 24); /* items of a number are 23 bytes */
+    else
+        batch_reserve(out, len / 3); /* a numeric line of ~70 bytes is a 23-byte item: grown once, if ever */
     size_t k = 0; /* a free parser, else wait for the first */
     while (k < INGEST_LP_PARSERS && pthread_mutex_trylock(&in->lp[k].lock) != 0)
         k++;
@@ -901,10 +928,13 @@ static int checkpoint(void *ctx, uint64_t lsn, uint64_t *trim_lsn, cb_error *err
         in->obs.checkpoint(in->obs.ctx);
     int rc = series_flush(in->series, lsn, clock_now_ms(), err);
     if (rc == 0)
-        rc = entity_checkpoint(in->ents, in->ckpt_db, lsn, err);
-    uint64_t keep = series_replay_lsn(in->series);
+        rc = entity_checkpoint_seal(in->ents, lsn, err);
+    /* the WAL keeps what either flusher has not stored yet */
+    uint64_t keep = series_replay_lsn(in->series), stored = entities_checkpoint_lsn(in->ents);
     if (keep && keep - 1 < *trim_lsn)
         *trim_lsn = keep - 1;
+    if (stored < *trim_lsn)
+        *trim_lsn = stored;
     return rc; /* retention runs on the series' flusher thread (series_set_retention) */
 }
 
@@ -984,6 +1014,8 @@ int ingest_open_observed(const struct cb_config *cfg, entities *ents, series *hi
         rc = open_wal(in, err);
     if (rc == 0)
         series_set_retention(history, history_keep, (void *)cfg);
+    if (rc == 0) /* from here the checkpoint connection is the entity flusher's */
+        rc = entity_flusher_start(ents, in->ckpt_db, err);
     struct writer_options wo = {in->wal, (uint64_t)cfg->ingest_queue, cfg->checkpoint_interval, apply_record,
                                 checkpoint, in};
     if (rc == 0)
@@ -1000,7 +1032,14 @@ void ingest_close(ingest *in)
 {
     if (!in)
         return;
-    writer_stop(in->writer);
+    writer_stop(in->writer); /* its last checkpoint seals what it can */
+    entity_flusher_stop(in->ents);
+    if (in->wal && in->ckpt_db) { /* what that checkpoint could not seal (one was in flight) */
+        cb_error err;
+        uint64_t lsn = wal_next_lsn(in->wal) - 1;
+        if (lsn > entities_checkpoint_lsn(in->ents) && entity_checkpoint(in->ents, in->ckpt_db, lsn, &err) != 0)
+            log_event(LOG_ERROR, "checkpoint", "error=%s msg=\"%s\"", cb_err_name(err.code), err.message);
+    }
     wal_close(in->wal);
     db_close(in->ckpt_db);
     for (size_t k = 0; k < INGEST_LP_PARSERS; k++) {
@@ -1018,12 +1057,21 @@ int ingest_submit(ingest *in, batch *b, writer_done_fn done, void *arg)
     return writer_submit(in->writer, b, done, arg);
 }
 
+int ingest_submit_wait(ingest *in, batch *b, writer_done_fn done, void *arg)
+{
+    if (b->failed)
+        return CB_ENOMEM;
+    return writer_submit_wait(in->writer, b, done, arg);
+}
+
 void ingest_write_metrics(ingest *in, buf *out)
 {
     struct writer_stats ws;
     struct wal_stats wl;
     writer_get_stats(in->writer, &ws);
     wal_get_stats(in->wal, &wl); /* plain counters read racily: fine for metrics */
+    struct entity_flusher_stats es;
+    entity_flusher_stats(in->ents, &es);
     buf_printf(out,
                "# TYPE citybrain_ingest_readings_total counter\n"
                "citybrain_ingest_readings_total{result=\"accepted\"} %llu\n"
@@ -1043,10 +1091,14 @@ void ingest_write_metrics(ingest *in, buf *out)
                "# TYPE citybrain_checkpoints_total counter\n"
                "citybrain_checkpoints_total %llu\n"
                "# TYPE citybrain_checkpoint_seconds gauge\n"
-               "citybrain_checkpoint_seconds %.6f\n",
+               "citybrain_checkpoint_seconds %.6f\n"
+               "# TYPE citybrain_checkpoint_store_seconds gauge\n"
+               "citybrain_checkpoint_store_seconds %.6f\n"
+               "# TYPE citybrain_checkpoint_stored_entities_total counter\n"
+               "citybrain_checkpoint_stored_entities_total %llu\n",
                (unsigned long long)ws.readings, (unsigned long long)atomic_load(&in->rejected),
                (unsigned long long)ws.batches, (unsigned long long)ws.refused_full, (unsigned long long)ws.failed,
                (unsigned long long)ws.queued_readings, (unsigned long long)wl.bytes_written,
                (unsigned long long)wl.fsyncs, (unsigned long long)wl.segments, (unsigned long long)ws.checkpoints,
-               ws.last_checkpoint_s);
+               ws.last_checkpoint_s, es.last_store_s, (unsigned long long)es.stored_entities);
 }

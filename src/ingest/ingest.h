@@ -77,12 +77,28 @@ json_t *ingest_report_json(const struct ingest_report *r, int *status);
 int ingest_parse_json(ingest *in, const char *body, size_t len, const struct principal *p, batch *out,
                       struct ingest_report *rep, cb_error *err);
 
+/* Where the readings of a long body go while its parse goes on, so the writer
+ * applies the first part of a body while the rest is parsed: take gets each
+ * part of INGEST_PART_READINGS or more readings (first: none went before it),
+ * submits it and returns 0 (b is left empty), or sets err and returns the
+ * error that stops the parse. */
+#define INGEST_PART_READINGS 2048
+struct ingest_parts {
+    int (*take)(void *arg, batch *b, int first, cb_error *err);
+    void *arg;
+};
+
 /* POST /api/v1/write body (InfluxDB line protocol): the tag `id` names the
  * entity; each field is an attribute; the measurement is informational (by
  * convention the entity type); the timestamp is in `precision`
- * (ns, us, ms, s; default ns). Errors are indexed by line number. */
+ * (ns, us, ms, s; default ns). Errors are indexed by line number. With parts
+ * (NULL: none), readings go to parts->take as they are parsed and out gets
+ * the last of them — unless the body might hold more than max_batch_readings
+ * (lp_readings_at_most), which is then checked after the parse, with every
+ * reading in out, so that a body refused as too large was never written. */
 int ingest_parse_lp(ingest *in, const char *body, size_t len, const char *precision,
-                    const struct principal *p, batch *out, struct ingest_report *rep, cb_error *err);
+                    const struct principal *p, const struct ingest_parts *parts, batch *out,
+                    struct ingest_report *rep, cb_error *err);
 
 /* MQTT telemetry of one entity: a JSON object attr -> value with an optional
  * "ts" (RFC 3339 or epoch ms) and "location" [lon, lat]. */
@@ -92,6 +108,8 @@ int ingest_parse_telemetry(ingest *in, const char *entity_id, const char *payloa
 /* Hands a non-empty batch to the writer; see writer_submit (CB_EUNAVAILABLE
  * when the queue is full: answer 503 with Retry-After, or wait). */
 int ingest_submit(ingest *in, batch *b, writer_done_fn done, void *arg);
+/* ingest_submit that waits for room: writer_submit_wait. */
+int ingest_submit_wait(ingest *in, batch *b, writer_done_fn done, void *arg);
 
 /* Prometheus lines: readings, batches, queue, WAL, checkpoints. */
 void ingest_write_metrics(ingest *in, buf *out);

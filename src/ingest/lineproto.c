@@ -746,6 +746,29 @@ int lp_parse(lp_parser *p, const char *body, size_t len, enum lp_precision prec,
     return 0;
 }
 
+size_t lp_readings_at_most(const char *body, size_t len)
+{
+    assert(body || len == 0);
+    size_t n = 1, i = 0; /* the last line need not end in '\n' */
+#ifdef __SSE2__
+    const __m128i eq = _mm_set1_epi8('='), nl = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
+    while (len - i >= 16) {
+        /* count in bytes (each hit subtracts -1) for up to 255 blocks, then sum them */
+        size_t blocks = (len - i) / 16 < 255 ? (len - i) / 16 : 255;
+        __m128i acc = zero;
+        for (size_t b = 0; b < blocks; b++, i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(body + i));
+            acc = _mm_sub_epi8(acc, _mm_or_si128(_mm_cmpeq_epi8(v, eq), _mm_cmpeq_epi8(v, nl)));
+        }
+        __m128i sums = _mm_sad_epu8(acc, zero);
+        n += (size_t)_mm_cvtsi128_si32(sums) + (size_t)_mm_extract_epi16(sums, 4);
+    }
+#endif
+    for (; i < len; i++)
+        n += body[i] == '=' || body[i] == '\n';
+    return n;
+}
+
 int lp_precision_parse(const char *s, enum lp_precision *out, cb_error *err)
 {
     static const char *const names[] = {[LP_NS] = "ns", [LP_US] = "us", [LP_MS] = "ms",

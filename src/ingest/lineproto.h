@@ -121,6 +121,11 @@ void lp_parser_free(lp_parser *p); /* NULL-safe */
 
 /* "ns", "us", "ms" or "s"; NULL or "" mean ns. Returns 0 or CB_EINVALID_FIELD
  * (err->field "precision"). */
+/* An upper bound on the readings lp_parse can count in body[0..len) — a
+ * reading is a field of a good line (each has a '=') or a bad line — so a
+ * caller can enforce a limit before it parses. One pass, 16 bytes at a time. */
+size_t lp_readings_at_most(const char *body, size_t len);
+
 int lp_precision_parse(const char *s, enum lp_precision *out, cb_error *err);
 
 /* Callbacks return 0 to go on; any other value stops lp_parse, which returns

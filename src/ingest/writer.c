@@ -23,6 +23,8 @@ struct writer {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    pthread_cond_t room;     /* the queue was emptied: for writer_submit_wait */
+    unsigned waiting;        /* submitters waiting for room; guarded by lock */
     struct job *head, *tail; /* guarded by lock */
     uint64_t queued;         /* readings in the queue; guarded by lock */
     int stopping;            /* guarded by lock */
@@ -31,7 +33,9 @@ struct writer {
     uint64_t last_lsn;       /* writer thread only */
 };
 
-int writer_submit(writer *w, batch *b, writer_done_fn done, void *arg)
+/* Queues b if the queue has room; with wait_for_room, waits for room unless
+ * the writer is stopping. */
+static int enqueue(writer *w, batch *b, writer_done_fn done, void *arg, int wait_for_room)
 {
     assert(b->count > 0 && !b->failed);
     struct job *j = malloc(sizeof *j);
@@ -40,6 +44,11 @@ int writer_submit(writer *w, batch *b, writer_done_fn done, void *arg)
     pthread_mutex_lock(&w->lock);
     /* An empty queue always admits one batch, so a batch larger than the bound
      * still goes through (the body size limit bounds it). */
+    while (wait_for_room && !w->stopping && w->head && w->queued + b->count > w->opt.max_queued) {
+        w->waiting++;
+        pthread_cond_wait(&w->room, &w->lock);
+        w->waiting--;
+    }
     if (w->stopping || (w->head && w->queued + b->count > w->opt.max_queued)) {
         w->stats.refused_full++;
         pthread_mutex_unlock(&w->lock);
@@ -62,6 +71,16 @@ int writer_submit(writer *w, batch *b, writer_done_fn done, void *arg)
     return 0;
 }
 
+int writer_submit(writer *w, batch *b, writer_done_fn done, void *arg)
+{
+    return enqueue(w, b, done, arg, 0);
+}
+
+int writer_submit_wait(writer *w, batch *b, writer_done_fn done, void *arg)
+{
+    return enqueue(w, b, done, arg, 1);
+}
+
 /* Takes every queued job; waits up to 200 ms for one. NULL on timeout. */
 static struct job *take_all(writer *w, int *stopping)
 {
@@ -79,6 +98,8 @@ static struct job *take_all(writer *w, int *stopping)
     struct job *jobs = w->head;
     w->head = w->tail = NULL;
     w->queued = 0;
+    if (w->waiting)
+        pthread_cond_broadcast(&w->room);
     *stopping = w->stopping;
     pthread_mutex_unlock(&w->lock);
     return jobs;
@@ -190,8 +211,10 @@ int writer_start(const struct writer_options *opt, writer **out, cb_error *err)
     w->next_checkpoint_ms = clock_mono_ms() + (int64_t)opt->checkpoint_interval_s * 1000;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->wake, NULL);
+    pthread_cond_init(&w->room, NULL);
     if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
         pthread_cond_destroy(&w->wake);
+        pthread_cond_destroy(&w->room);
         pthread_mutex_destroy(&w->lock);
         free(w);
         return cb_error_set(err, CB_EINTERNAL, NULL, "cannot start the writer thread");
@@ -207,10 +230,12 @@ void writer_stop(writer *w)
     pthread_mutex_lock(&w->lock);
     w->stopping = 1;
     pthread_cond_signal(&w->wake);
+    pthread_cond_broadcast(&w->room);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);
     assert(!w->head);
     pthread_cond_destroy(&w->wake);
+    pthread_cond_destroy(&w->room);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }

@@ -50,6 +50,11 @@ int writer_start(const struct writer_options *opt, writer **out, cb_error *err);
  * exactly once. CB_EUNAVAILABLE when the queue is full or the writer is
  * stopping: b stays the caller's. */
 int writer_submit(writer *w, batch *b, writer_done_fn done, void *arg);
+/* writer_submit that waits while the queue is full rather than refusing: for
+ * the later parts of a request whose first part is already queued (see
+ * ingest_parse_lp), which a 503 could no longer undo. CB_EUNAVAILABLE only
+ * when the writer is stopping. Not for the HTTP thread: it blocks. */
+int writer_submit_wait(writer *w, batch *b, writer_done_fn done, void *arg);
 
 /* Commits and applies everything queued, checkpoints, joins the thread, frees. */
 void writer_stop(writer *w); /* NULL-safe */

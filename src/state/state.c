@@ -175,7 +175,7 @@ static void copy_meta(struct state_entity *e, const struct state_entity *meta)
     e->heartbeat_s = meta->heartbeat_s;
     e->type = meta->type;
     e->department = meta->department;
-    e->dirty = 1;
+    e->dirty = STATE_DIRTY | STATE_DIRTY_PLACE;
 }
 
 static int insert_new(state *s, uint32_t no, const char *id, cb_error *err)
@@ -284,7 +284,7 @@ int state_set_value(state *s, uint32_t no, uint16_t attr, enum state_kind kind, 
     e->readings++;
     if (ts_ms > e->last_seen_ms)
         e->last_seen_ms = ts_ms;
-    e->dirty = 1;
+    e->dirty |= STATE_DIRTY;
     struct state_value *v = value_slot(s, e, attr);
     if (!v)
         return CB_ENOMEM;
@@ -317,16 +317,23 @@ void state_move(state *s, uint32_t no, int64_t ts_ms, double lon, double lat, ui
         return;
     struct state_entity *e = &s->slots[no];
     e->readings++;
-    e->dirty = 1;
+    e->dirty |= STATE_DIRTY;
     if (ts_ms > e->last_seen_ms)
         e->last_seen_ms = ts_ms;
     if (ts_ms < e->moved_ms)
         return;
     e->moved_ms = ts_ms;
+    e->dirty |= STATE_DIRTY_PLACE;
     e->lon = lon;
     e->lat = lat;
     e->district = district;
     e->grid = grid;
+}
+
+void state_mark_dirty(state *s, uint32_t no, uint8_t bits)
+{
+    if (no < s->nslots && s->slots[no].id)
+        s->slots[no].dirty |= bits;
 }
 
 void state_clear_dirty(state *s, uint32_t no)

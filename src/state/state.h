@@ -31,6 +31,11 @@
 
 enum state_kind { STATE_NUM = 1, STATE_STR = 2, STATE_BOOL = 3 };
 
+/* What a checkpoint must store of an entity: its values and counters, and
+ * its place when that changed (a move, a change through the API). */
+#define STATE_DIRTY 1
+#define STATE_DIRTY_PLACE 2
+
 struct state_value {
     int64_t ts_ms;
     union {
@@ -54,7 +59,7 @@ struct state_entity {
     uint16_t type, department;  /* dict ids */
     uint16_t nvalues, capvalues;
     uint32_t id_len;            /* strlen(id) */
-    uint8_t dirty;              /* changed since the last checkpoint */
+    uint8_t dirty;              /* STATE_DIRTY bits: changed since the last checkpoint */
 };
 
 typedef struct state state;
@@ -89,6 +94,7 @@ int state_set_value(state *s, uint32_t no, uint16_t attr, enum state_kind kind, 
 void state_move(state *s, uint32_t no, int64_t ts_ms, double lon, double lat, uint32_t district,
                 uint32_t grid);
 void state_clear_dirty(state *s, uint32_t no);
+void state_mark_dirty(state *s, uint32_t no, uint8_t bits);
 /* Restores counters saved by a checkpoint (load time). */
 void state_set_counters(state *s, uint32_t no, uint64_t readings, int64_t last_seen_ms);
 

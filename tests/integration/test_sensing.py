@@ -848,6 +848,68 @@ class BackpressureAndMetrics(ServerTestCase):
         total = sum(s.request("GET", "/api/v1/entities/" + i, key=key).json()["readings"] for i in ids)
         self.assertEqual(total, accepted[0])
 
+    def test_large_line_protocol_goes_in_parts_and_a_503_or_413_stores_nothing(self):
+        # A big body goes to the writer in parts while it is parsed: a 200 has
+        # stored all of it, a 503 (the queue was full at its first part) and a
+        # 413 (too many readings, known before any part went) none of it.
+        s = import_jiaozuo(Server("--ingest-queue", "1000", "--max-batch-readings", "20000",
+                                  "--checkpoint-interval", "1"), grid_m=0)
+        self._servers.append(s)
+        self.addCleanup(s.cleanup)
+        s.start()
+        key = s.key("admin")
+        ids = [f"urn:parts:{i}" for i in range(100)]
+        s.request("POST", "/api/v1/entities", {"entities": [{"id": i, "type": "Flood"} for i in ids]}, key=key)
+        t0 = now_ms() - 3600 * 1000
+
+        def body(k, fields=1, lines=6000):
+            vals = ",".join(f"f{j}={k}.{j}" for j in range(fields))
+            return "\n".join(f"flood,id={ids[i % 100]} {vals} {t0 + k * 10000 + i}" for i in range(lines)).encode()
+
+        def metric(name):
+            m = re.search(r"^" + re.escape(name) + r" (\S+)$", s.request("GET", "/metrics", key=key).body, re.M)
+            self.assertIsNotNone(m, name)
+            return float(m.group(1))
+
+        committed = 'citybrain_ingest_batches_total{result="committed"}'
+        before = metric(committed)
+        out = s.request("POST", "/api/v1/write?precision=ms", body(0), key=key).json()
+        self.assertEqual((out["accepted"], out["rejected"]), (6000, 0), out)
+        self.assertGreaterEqual(metric(committed) - before, 3)  # 2,048 + 2,048 + the rest, at least
+        r = s.request("POST", "/api/v1/write?precision=ms", body(1, fields=3, lines=7000), key=key)
+        self.assertError(r, 413, "payload_too_large")
+        statuses, bad, lock = {}, [], threading.Lock()
+        accepted = [6000]
+
+        def post(k):
+            r = s.request("POST", "/api/v1/write?precision=ms", body(k), key=key)
+            with lock:
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+                if r.status == 200 and r.json()["accepted"] == 6000:
+                    accepted[0] += 6000
+                elif r.status != 503 or r.headers.get("retry-after") != "1":
+                    bad.append((r.status, r.body[:200]))
+
+        for k in range(2, 18, 8):
+            threads = [threading.Thread(target=post, args=(k + j,)) for j in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        self.assertEqual(bad, [])
+        self.assertGreater(statuses.get(200, 0), 0, statuses)
+        total = sum(s.request("GET", "/api/v1/entities/" + i, key=key).json()["readings"] for i in ids)
+        self.assertEqual(total, accepted[0], statuses)
+        # the checkpoints stored them off the writer thread; a restart finds the same counts
+        deadline = time.time() + 10
+        while metric("citybrain_checkpoint_stored_entities_total") < 100 and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertGreaterEqual(metric("citybrain_checkpoint_stored_entities_total"), 100)
+        s.stop()
+        s.start()
+        total = sum(s.request("GET", "/api/v1/entities/" + i, key=key).json()["readings"] for i in ids)
+        self.assertEqual(total, accepted[0])
+
     def test_metrics_count_readings_and_entities(self):
         s = self.start_server()
         key = s.key("admin")

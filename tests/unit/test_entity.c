@@ -828,7 +828,7 @@ TEST(test_ingest_lp_and_telemetry_reports)
     struct ingest_report rep;
     ingest_report_init(&rep);
     cb_error err;
-    CHECK_INT(ingest_parse_lp(c.in, body, strlen(body), "ms", NULL, &b, &rep, &err), 0);
+    CHECK_INT(ingest_parse_lp(c.in, body, strlen(body), "ms", NULL, NULL, &b, &rep, &err), 0);
     CHECK_INT(rep.accepted, 4 + 1);
     CHECK_INT(rep.rejected, 4);
     CHECK_INT(json_array_size(rep.errors), 4);
@@ -848,7 +848,7 @@ TEST(test_ingest_lp_and_telemetry_reports)
     CHECK(json_real_value(value_of(a, "pm25")) == 3);
     CHECK(json_is_true(json_object_get(a, "online")));
     json_decref(a);
-    CHECK_INT(ingest_parse_lp(c.in, body, strlen(body), "minutes", NULL, &b, &rep, &err), CB_EINVALID_FIELD);
+    CHECK_INT(ingest_parse_lp(c.in, body, strlen(body), "minutes", NULL, NULL, &b, &rep, &err), CB_EINVALID_FIELD);
 
     /* MQTT telemetry of one entity */
     const char *t = "{\"pm25\": 9, \"flag\": false, \"bad\": {}, \"location\": [113.182946, 35.236819]}";
@@ -910,7 +910,7 @@ TEST(test_device_may_write_only_itself)
     ingest_report_init(&rep);
     cb_error err;
     const char *lp = "aq,id=aq2 pm25=5\naq,id=aq1 pm25=6\n";
-    CHECK_INT(ingest_parse_lp(c.in, lp, strlen(lp), NULL, &dev, &b, &rep, &err), 0);
+    CHECK_INT(ingest_parse_lp(c.in, lp, strlen(lp), NULL, &dev, NULL, &b, &rep, &err), 0);
     CHECK_INT(rep.accepted, 1);
     CHECK_STR(report_error(&rep, 0, e, sizeof e), "1 line 1 forbidden");
     ingest_report_free(&rep);
@@ -995,6 +995,107 @@ TEST(test_checkpoint_and_reopen_restore_everything)
     CHECK_INT(int_of(e5, "readings"), 1);
     json_decref(e5);
     CHECK_INT(entities_checkpoint_lsn(c.base.ents), lsn);
+    city_free(&c);
+}
+
+/* One number from SQL on d (-1 when there is no row). */
+static double sql_num(db *d, const char *sql)
+{
+    sqlite3_stmt *st;
+    double v = -1;
+    if (sqlite3_prepare_v2(db_sqlite(d), sql, -1, &st, NULL) != SQLITE_OK)
+        return -2;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void set_pm25(struct city *c, uint32_t no, uint16_t attr, double v)
+{
+    state_wrlock(c->base.st);
+    state_set_value(c->base.st, no, attr, STATE_NUM, clock_now_ms(), v, NULL, 0);
+    state_unlock(c->base.st);
+}
+
+static int dirty_of(struct city *c, uint32_t no)
+{
+    state_rdlock(c->base.st);
+    int d = state_get(c->base.st, no)->dirty;
+    state_unlock(c->base.st);
+    return d;
+}
+
+TEST(test_checkpoints_are_sealed_then_stored_by_the_flusher)
+{
+    struct city c;
+    if (city_new(&c, 0) != 0)
+        return;
+    small_city(&c);
+    uint32_t aq1 = no_of(&c, "aq1"), aq2 = no_of(&c, "aq2"), car = no_of(&c, "car");
+    uint16_t pm25 = 0;
+    CHECK_INT(dict_id(c.base.names, DICT_ATTR, "pm25", 1, &pm25, "attr", NULL), 0);
+    db *fdb = NULL, *other = NULL;
+    cb_error err;
+    CHECK_INT(db_open(c.base.dir, &fdb, &err), 0);
+    CHECK_INT(db_open(c.base.dir, &other, &err), 0);
+    if (!fdb || !other)
+        return;
+    char sql[160];
+
+    /* A copy of an entity deleted before it is stored is dropped, not stored:
+     * its rows must not come back (entity_checkpoint stores the same way). */
+    set_pm25(&c, aq2, pm25, 5);
+    snprintf(sql, sizeof sql, "DELETE FROM entity WHERE no = %u", aq2);
+    CHECK_INT(db_exec(other, sql, &err), 0);
+    CHECK_INT(entity_checkpoint(c.base.ents, fdb, 10, &err), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM latest WHERE no = %u", aq2);
+    CHECK(sql_num(other, sql) == 0);
+
+    /* The flusher stores a seal while the state goes on changing. */
+    CHECK_INT(entity_flusher_start(c.base.ents, fdb, &err), 0);
+    CHECK_INT(db_exec(other, "BEGIN IMMEDIATE", &err), 0); /* SQLite busy: the store must wait */
+    set_pm25(&c, aq1, pm25, 11);
+    state_wrlock(c.base.st);
+    state_move(c.base.st, car, clock_now_ms(), 113.25, 35.21, STATE_REGION_NONE, STATE_REGION_NONE);
+    state_unlock(c.base.st);
+    CHECK_INT(entity_checkpoint_seal(c.base.ents, 20, &err), 0);
+    CHECK_INT(dirty_of(&c, aq1), 0); /* copied: the marks are the seal's now */
+    set_pm25(&c, aq1, pm25, 12);
+    CHECK_INT(entity_checkpoint_seal(c.base.ents, 30, &err), 0); /* one in flight: seals nothing */
+    CHECK_INT(dirty_of(&c, aq1), STATE_DIRTY);
+    CHECK_INT(entities_checkpoint_lsn(c.base.ents), 10);
+    struct entity_flusher_stats fs;
+    entity_flusher_stats(c.base.ents, &fs);
+    CHECK_INT(fs.inflight, 1);
+    CHECK_INT(db_exec(other, "ROLLBACK", &err), 0);
+    for (int i = 0; i < 1000 && entities_checkpoint_lsn(c.base.ents) != 20; i++)
+        usleep(10000);
+    CHECK_INT(entities_checkpoint_lsn(c.base.ents), 20);
+    snprintf(sql, sizeof sql, "SELECT num FROM latest WHERE no = %u", aq1);
+    CHECK(sql_num(other, sql) == 11); /* as sealed, not the value after */
+    CHECK(sql_num(other, "SELECT value FROM meta WHERE key = 'checkpoint_lsn'") == 20);
+    snprintf(sql, sizeof sql, "SELECT lon FROM entity WHERE no = %u", car);
+    CHECK(sql_num(other, sql) == 113.25); /* it moved: its place is stored */
+
+    /* A place is written only when it changed: a value alone leaves the row's place alone. */
+    snprintf(sql, sizeof sql, "UPDATE entity SET lon = 1 WHERE no = %u", aq1);
+    CHECK_INT(db_exec(other, sql, &err), 0);
+    CHECK_INT(entity_checkpoint_seal(c.base.ents, 40, &err), 0);
+    for (int i = 0; i < 1000 && entities_checkpoint_lsn(c.base.ents) != 40; i++)
+        usleep(10000);
+    CHECK_INT(entities_checkpoint_lsn(c.base.ents), 40);
+    snprintf(sql, sizeof sql, "SELECT num FROM latest WHERE no = %u", aq1);
+    CHECK(sql_num(other, sql) == 12);
+    snprintf(sql, sizeof sql, "SELECT lon FROM entity WHERE no = %u", aq1);
+    CHECK(sql_num(other, sql) == 1);
+    entity_flusher_stats(c.base.ents, &fs);
+    CHECK_INT(fs.seals, 2);
+    CHECK_INT(fs.inflight, 0);
+    CHECK(fs.stored_entities >= 3);
+    entity_flusher_stop(c.base.ents);
+    db_close(fdb);
+    db_close(other);
     city_free(&c);
 }
 
@@ -1093,4 +1194,5 @@ TEST_MAIN(test_create_assigns_district, test_create_validation_names_fields, tes
           test_list_filters, test_paging_visits_every_entity_once, test_stats_avg_min_max,
           test_ingest_json_reports_bad_keeps_good, test_ingest_lp_and_telemetry_reports,
           test_device_may_write_only_itself, test_checkpoint_and_reopen_restore_everything,
+          test_checkpoints_are_sealed_then_stored_by_the_flusher,
           test_authenticate_tokens, test_update_and_delete)

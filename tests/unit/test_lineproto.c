@@ -665,6 +665,71 @@ TEST(test_telegraf_like)
               "@1732350000000000000");
 }
 
+/* The readings ingest counts: a good line's fields, a bad line one. */
+static int count_fields(void *arg, size_t line_no, const struct lp_point *pt)
+{
+    (void)line_no;
+    *(size_t *)arg += pt->nfields;
+    return 0;
+}
+
+static int count_bad(void *arg, size_t line_no, const cb_error *e)
+{
+    (void)line_no;
+    (void)e;
+    *(size_t *)arg += 1;
+    return 0;
+}
+
+static uint64_t next_rand(uint64_t *s) /* xorshift64*: a failure reproduces */
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * UINT64_C(2685821657736338717);
+}
+
+static size_t readings_of(lp_parser *p, const char *body, size_t len)
+{
+    size_t n = 0;
+    lp_parse(p, body, len, LP_NS, NOW, count_fields, count_bad, &n);
+    return n;
+}
+
+TEST(test_readings_at_most)
+{
+    /* '=' and newlines, counted 16 bytes at a time and in the tail, plus the last line */
+    CHECK_INT(lp_readings_at_most("", 0), 1);
+    CHECK_INT(lp_readings_at_most("m a=1", 5), 2);
+    const char *two = "m,id=x a=1,b=2 1\nm,id=y c=3\n"; /* 3 + 2 '=', 2 newlines, 1 */
+    CHECK_INT(lp_readings_at_most(two, strlen(two)), 8);
+    lp_parser *p;
+    CHECK_INT(lp_parser_new(&p, NULL, NULL), 0);
+    /* a bound for any body, at every length around the 16-byte blocks and the 255-block sums */
+    static char body[16 * 255 * 2 + 40];
+    static const char alphabet[] = "m,=a 1\n\\\"x=";
+    uint64_t seed = 7;
+    int bad = 0;
+    for (int round = 0; round < 300; round++) {
+        size_t len = round < 100 ? (size_t)round : (size_t)(next_rand(&seed) % sizeof body);
+        for (size_t i = 0; i < len; i++)
+            body[i] = alphabet[next_rand(&seed) % (sizeof alphabet - 1)];
+        size_t eq = 1;
+        for (size_t i = 0; i < len; i++)
+            eq += body[i] == '=' || body[i] == '\n';
+        bad += lp_readings_at_most(body, len) != eq || readings_of(p, body, len) > eq;
+    }
+    CHECK_INT(bad, 0);
+    /* the common body: one field a line, so about two lines' worth of '=' and '\n' */
+    char lines[4096];
+    size_t len = 0;
+    for (int i = 0; i < 40; i++)
+        len += (size_t)snprintf(lines + len, sizeof lines - len, "AirQualityObserved,id=aq-%d pm25=%d.5 %d\n", i, i, i);
+    CHECK_INT(readings_of(p, lines, len), 40);
+    CHECK_INT(lp_readings_at_most(lines, len), 121);
+    lp_parser_free(p);
+}
+
 TEST_MAIN(test_value_types, test_booleans, test_float_forms, test_float_exact_vs_strtod,
           test_integer_bounds, test_escapes_measurement, test_escapes_tags_and_keys,
           test_string_values, test_newline_in_string_splits_lines, test_tags_sorted,
@@ -673,4 +738,4 @@ TEST_MAIN(test_value_types, test_booleans, test_float_forms, test_float_exact_vs
           test_error_position_and_continue, test_callback_abort, test_duplicate_fields_last_wins,
           test_limits, test_default_field_limit, test_control_bytes, test_long_names_every_position, test_zero_copy,
           test_empty_bodies, test_messages_are_printable, test_float_ignores_locale,
-          test_telegraf_like)
+          test_telegraf_like, test_readings_at_most)

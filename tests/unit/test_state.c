@@ -356,10 +356,13 @@ TEST(test_move)
     CHECK_INT(e->grid, 77);
     CHECK_INT(e->readings, 1);
     CHECK_INT(e->last_seen_ms, 5000);
-    CHECK_INT(e->dirty, 1);
+    CHECK_INT(e->dirty, STATE_DIRTY | STATE_DIRTY_PLACE);
     CHECK_INT(e->nvalues, 0); /* a move is not an attribute value */
+    state_clear_dirty(s, 9);
     state_move(s, 9, 4000, 113.6, 35.6, STATE_REGION_NONE, STATE_REGION_NONE);
     CHECK_INT(e->readings, 2);
+    CHECK_INT(e->dirty, STATE_DIRTY); /* counted, but an older place is not taken: nothing to store of it */
+    CHECK(e->lon == 113.5);
     CHECK_INT(e->last_seen_ms, 5000); /* last_seen never goes back */
     state_move(s, 10, 1, 0, 0, 0, 0);  /* unknown: no-op */
     state_move(s, 1u << 30, 1, 0, 0, 0, 0);
@@ -373,7 +376,7 @@ TEST(test_dirty_flags)
     state *s = new_state();
     CHECK_INT(put(s, 1, "d"), 0);
     CHECK_INT(put(s, 2, "e"), 0);
-    CHECK_INT(state_get(s, 1)->dirty, 1); /* new */
+    CHECK_INT(state_get(s, 1)->dirty, STATE_DIRTY | STATE_DIRTY_PLACE); /* new */
     state_clear_dirty(s, 1);
     state_clear_dirty(s, 2);
     CHECK_INT(state_get(s, 1)->dirty, 0);
@@ -386,7 +389,12 @@ TEST(test_dirty_flags)
     CHECK_INT(state_get(s, 1)->dirty, 1);
     state_clear_dirty(s, 1);
     CHECK_INT(put(s, 1, "d"), 0); /* metadata change */
-    CHECK_INT(state_get(s, 1)->dirty, 1);
+    CHECK_INT(state_get(s, 1)->dirty, STATE_DIRTY | STATE_DIRTY_PLACE);
+    state_clear_dirty(s, 1);
+    state_mark_dirty(s, 1, STATE_DIRTY_PLACE); /* a failed checkpoint marks again */
+    CHECK_INT(state_get(s, 1)->dirty, STATE_DIRTY_PLACE);
+    state_mark_dirty(s, 3, STATE_DIRTY); /* a free slot: no-op */
+    CHECK(state_get(s, 3) == NULL);
     state_clear_dirty(s, 1);
     state_set_counters(s, 1, 5, 5); /* restoring at load does not dirty */
     CHECK_INT(state_get(s, 1)->dirty, 0);

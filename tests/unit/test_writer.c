@@ -400,6 +400,25 @@ TEST(test_group_commit_from_three_threads)
     test_remove_dir(dir);
 }
 
+struct waiter {
+    writer *w;
+    struct sub *s;
+    int rc, returned; /* returned: guarded by s->c->mu */
+};
+
+static void *submit_waiting(void *arg)
+{
+    struct waiter *t = arg;
+    batch b;
+    make_batch(&b, 6, 5);
+    t->rc = writer_submit_wait(t->w, &b, stub_done, t->s);
+    pthread_mutex_lock(&t->s->c->mu);
+    t->returned = 1;
+    pthread_mutex_unlock(&t->s->c->mu);
+    batch_free(&b);
+    return NULL;
+}
+
 TEST(test_backpressure)
 {
     char dir[64];
@@ -428,12 +447,24 @@ TEST(test_backpressure)
     CHECK_INT(ws.refused_full, 1);
     CHECK_INT(ws.queued_readings, 10);
     batch_free(&b); /* the caller frees it (valgrind: no double free, no leak) */
+    /* writer_submit_wait waits for room instead: it returns once the queue drained */
+    struct waiter wt = {w, &s[5], 0, 0};
+    pthread_t th;
+    CHECK_INT(pthread_create(&th, NULL, submit_waiting, &wt), 0);
+    sleep_ms(100);
+    pthread_mutex_lock(&c.mu);
+    CHECK_INT(wt.returned, 0); /* still waiting: the writer is stuck */
+    pthread_mutex_unlock(&c.mu);
     set_gate(&c, 0);
-    CHECK(WAIT_FOR(&c, c.ndone == 3, 10000));
+    pthread_join(th, NULL);
+    CHECK_INT(wt.rc, 0);
+    CHECK(WAIT_FOR(&c, c.ndone == 4, 10000));
+    CHECK_INT(s[5].calls, 1);
+    CHECK_INT(s[5].rc, 0);
     /* an empty queue admits one batch even beyond the bound */
     make_batch(&b, 5, 50);
     CHECK_INT(writer_submit(w, &b, stub_done, &s[4]), 0);
-    CHECK(WAIT_FOR(&c, c.ndone == 4, 10000));
+    CHECK(WAIT_FOR(&c, c.ndone == 5, 10000));
     writer_stop(w);
     CHECK_INT(s[3].calls, 0); /* the refused batch never gets a done */
     CHECK_INT(s[0].calls + s[1].calls + s[2].calls + s[4].calls, 4);
@@ -443,7 +474,7 @@ TEST(test_backpressure)
     static struct replayed r;
     replay_dir(dir, &r);
     CHECK_INT(r.count[4], 0);
-    CHECK_INT(r.count[1] + r.count[2] + r.count[3] + r.count[5], 4);
+    CHECK_INT(r.count[1] + r.count[2] + r.count[3] + r.count[5] + r.count[6], 5);
     ctx_destroy(&c);
     test_remove_dir(dir);
 }
