@@ -174,6 +174,7 @@ struct sealed_entity {
 
 struct seal {
     uint64_t lsn;
+    int64_t sealed_ms;  /* a place edited through the API since (updated_at) is not overwritten */
     struct sealed_entity *ents;
     size_t nents, capents;
     struct sealed_value *vals;
@@ -245,6 +246,7 @@ static struct seal *seal_dirty(entities *e, uint64_t lsn)
     if (!sl)
         return NULL;
     sl->lsn = lsn;
+    sl->sealed_ms = clock_now_ms();
     state_rdlock(e->st);
     uint32_t n = state_slots(e->st);
     for (uint32_t no = 0; no < n && !sl->nomem; no++) {
@@ -285,7 +287,8 @@ static int prepare_store(db *d, struct store_stmts *s)
         "num = excluded.num, str = excluded.str",
         "INSERT INTO entity_stat (no, readings, last_seen) VALUES (?1, ?2, ?3) "
         "ON CONFLICT (no) DO UPDATE SET readings = excluded.readings, last_seen = excluded.last_seen",
-        "UPDATE entity SET lon = ?2, lat = ?3 WHERE no = ?1 AND (lon IS NOT ?2 OR lat IS NOT ?3)",
+        "UPDATE entity SET lon = ?2, lat = ?3 WHERE no = ?1 AND (lon IS NOT ?2 OR lat IS NOT ?3) "
+        "AND updated_at < ?4",
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('checkpoint_lsn', ?1)",
     };
     sqlite3_stmt **out[5] = {&s->exists, &s->value, &s->stat, &s->place, &s->lsn};
@@ -337,6 +340,7 @@ static int store_entity(struct store_stmts *s, const struct seal *sl, const stru
         sqlite3_bind_int64(s->place, 1, se->no);
         sqlite3_bind_double(s->place, 2, se->lon);
         sqlite3_bind_double(s->place, 3, se->lat);
+        sqlite3_bind_int64(s->place, 4, sl->sealed_ms);
         rc = step_reset(s->place);
     }
     return rc;

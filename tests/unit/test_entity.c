@@ -1032,7 +1032,7 @@ TEST(test_checkpoints_are_sealed_then_stored_by_the_flusher)
     if (city_new(&c, 0) != 0)
         return;
     small_city(&c);
-    uint32_t aq1 = no_of(&c, "aq1"), aq2 = no_of(&c, "aq2"), car = no_of(&c, "car");
+    uint32_t aq1 = no_of(&c, "aq1"), aq2 = no_of(&c, "aq2"), car = no_of(&c, "car"), ps1 = no_of(&c, "ps1");
     uint16_t pm25 = 0;
     CHECK_INT(dict_id(c.base.names, DICT_ATTR, "pm25", 1, &pm25, "attr", NULL), 0);
     db *fdb = NULL, *other = NULL;
@@ -1058,8 +1058,13 @@ TEST(test_checkpoints_are_sealed_then_stored_by_the_flusher)
     set_pm25(&c, aq1, pm25, 11);
     state_wrlock(c.base.st);
     state_move(c.base.st, car, clock_now_ms(), 113.25, 35.21, STATE_REGION_NONE, STATE_REGION_NONE);
+    state_move(c.base.st, ps1, clock_now_ms(), 113.26, 35.22, STATE_REGION_NONE, STATE_REGION_NONE);
     state_unlock(c.base.st);
     CHECK_INT(entity_checkpoint_seal(c.base.ents, 20, &err), 0);
+    /* an API edit of ps1's place after the seal, before the store: the store must not undo it */
+    snprintf(sql, sizeof sql, "UPDATE entity SET lon = 7, updated_at = %lld WHERE no = %u",
+             (long long)clock_now_ms() + 1, ps1);
+    CHECK_INT(db_exec(other, sql, &err), 0);
     CHECK_INT(dirty_of(&c, aq1), 0); /* copied: the marks are the seal's now */
     set_pm25(&c, aq1, pm25, 12);
     CHECK_INT(entity_checkpoint_seal(c.base.ents, 30, &err), 0); /* one in flight: seals nothing */
@@ -1068,7 +1073,7 @@ TEST(test_checkpoints_are_sealed_then_stored_by_the_flusher)
     struct entity_flusher_stats fs;
     entity_flusher_stats(c.base.ents, &fs);
     CHECK_INT(fs.inflight, 1);
-    CHECK_INT(db_exec(other, "ROLLBACK", &err), 0);
+    CHECK_INT(db_exec(other, "COMMIT", &err), 0);
     for (int i = 0; i < 1000 && entities_checkpoint_lsn(c.base.ents) != 20; i++)
         usleep(10000);
     CHECK_INT(entities_checkpoint_lsn(c.base.ents), 20);
@@ -1077,6 +1082,8 @@ TEST(test_checkpoints_are_sealed_then_stored_by_the_flusher)
     CHECK(sql_num(other, "SELECT value FROM meta WHERE key = 'checkpoint_lsn'") == 20);
     snprintf(sql, sizeof sql, "SELECT lon FROM entity WHERE no = %u", car);
     CHECK(sql_num(other, sql) == 113.25); /* it moved: its place is stored */
+    snprintf(sql, sizeof sql, "SELECT lon FROM entity WHERE no = %u", ps1);
+    CHECK(sql_num(other, sql) == 7);
 
     /* A place is written only when it changed: a value alone leaves the row's place alone. */
     snprintf(sql, sizeof sql, "UPDATE entity SET lon = 1 WHERE no = %u", aq1);
