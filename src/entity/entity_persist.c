@@ -174,7 +174,10 @@ struct sealed_entity {
 
 struct seal {
     uint64_t lsn;
-    int64_t sealed_ms;  /* a place edited through the API since (updated_at) is not overwritten */
+    /* A place edited through the API after this millisecond (updated_at) is
+     * not overwritten. An edit within it may be, until the next checkpoint:
+     * the edit marked the entity again, and its place is stored then. */
+    int64_t sealed_ms;
     struct sealed_entity *ents;
     size_t nents, capents;
     struct sealed_value *vals;
@@ -288,7 +291,7 @@ static int prepare_store(db *d, struct store_stmts *s)
         "INSERT INTO entity_stat (no, readings, last_seen) VALUES (?1, ?2, ?3) "
         "ON CONFLICT (no) DO UPDATE SET readings = excluded.readings, last_seen = excluded.last_seen",
         "UPDATE entity SET lon = ?2, lat = ?3 WHERE no = ?1 AND (lon IS NOT ?2 OR lat IS NOT ?3) "
-        "AND updated_at < ?4",
+        "AND updated_at <= ?4",
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('checkpoint_lsn', ?1)",
     };
     sqlite3_stmt **out[5] = {&s->exists, &s->value, &s->stat, &s->place, &s->lsn};
