@@ -271,15 +271,22 @@ static inline uint64_t peek_word(const struct cursor *c)
     return peek_at(c->p, c->pos);
 }
 
-/* One Rice value from word w (peek_word at the stream's position) when it is
- * short (no escape, q + 1 + k <= 57 bits): its length in bits, else 0. */
-static inline unsigned rice_short(uint64_t w, uint16_t s, uint64_t *u)
+/* One Rice value from word w, whose top `valid` bits are the stream from
+ * the value on, when it is short (no escape, q + 1 + k <= valid bits): its
+ * length in bits, else 0. */
+static inline unsigned rice_short_in(uint64_t w, unsigned valid, uint16_t s, uint64_t *u)
 {
     unsigned k = rice_k(s), q = (unsigned)__builtin_clzll(~w | 1); /* ~w | 1 is never 0 */
-    if (q >= RICE_QMAX || q + 1 + k > 57)
+    if (q >= RICE_QMAX || q + 1 + k > valid)
         return 0;
     *u = ((uint64_t)q << k) | (k ? (w << (q + 1)) >> (64 - k) : 0);
     return q + 1 + k;
+}
+
+/* rice_short_in of a word from peek_word (57 valid bits). */
+static inline unsigned rice_short(uint64_t w, uint16_t s, uint64_t *u)
+{
+    return rice_short_in(w, 57, s, u);
 }
 
 static inline int has_word(const struct cursor *c)
@@ -444,9 +451,15 @@ static void decimal_run(struct cursor *c, const uint8_t *buf, size_t buf_bytes, 
     uint16_t rt = c->rice_t, rv = c->rice_v;
     const double scale = pow10_tab[c->enc];
     for (; i < c->n && (pos >> 3) + 16 <= buf_bytes; i++) {
-        uint64_t ut, uv;
-        unsigned lt = rice_short(peek_at(buf, pos), rt, &ut);
-        unsigned lv = lt ? rice_short(peek_at(buf, pos + lt), rv, &uv) : 0;
+        uint64_t ut, uv, w = peek_at(buf, pos);
+        unsigned lt = rice_short(w, rt, &ut);
+        if (!lt)
+            break;
+        /* the value from the same word when it is in the bits read: a load
+         * less on the chain from one point's position to the next */
+        unsigned lv = rice_short_in(w << lt, 57 - lt, rv, &uv);
+        if (!lv)
+            lv = rice_short(peek_at(buf, pos + lt), rv, &uv);
         if (!lv || pos + lt + lv > nbits)
             break;
         uint64_t dt2 = dt + unzigzag(ut), m2 = m + unzigzag(uv);
