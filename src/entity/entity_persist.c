@@ -197,7 +197,7 @@ static void seal_free(struct seal *sl)
     free(sl);
 }
 
-/* Room for one more of an array of size each: 0, or -1 (nomem set). */
+/* Room in *arr for `more` elements of `size` bytes after `used`: 0, or -1 (nomem set). */
 static int grow(void **arr, size_t *cap, size_t used, size_t more, size_t size, int *nomem)
 {
     if (used + more <= *cap)
@@ -228,7 +228,8 @@ static void seal_entity(struct seal *sl, uint32_t no, const struct state_entity 
         const struct state_value *v = &se->values[i];
         struct sealed_value *sv = &sl->vals[sl->nvals++];
         *sv = (struct sealed_value){.ts_ms = v->ts_ms, .attr = v->attr, .kind = v->kind,
-                                    .num = v->kind == STATE_BOOL ? v->v.boolean : v->v.num};
+                                    .num = v->kind == STATE_BOOL ? v->v.boolean
+                                           : v->kind == STATE_NUM ? v->v.num : 0};
         if (v->kind != STATE_STR)
             continue;
         size_t len = strlen(v->v.str) + 1;
