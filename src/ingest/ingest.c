@@ -753,6 +753,9 @@ static int lp_field_item(struct parse_ctx *c, const struct lp_field *f, uint32_t
     return 0;
 }
 
+/* Room for a part: its readings and a line's more; items of a number are 23 bytes. */
+#define PART_BYTES ((INGEST_PART_READINGS + 64) * 24)
+
 /* A part's readings (whole lines) go to the writer while the parse goes on.
  * The directory lock is let go meanwhile: take may wait for the writer, and
  * the writer may wait for an entity's creation, which waits for that lock. */
@@ -767,7 +770,7 @@ static int take_part(struct parse_ctx *c)
         return rc;
     assert(c->out->count == 0);
     c->nparts++;
-    batch_reserve(c->out, (INGEST_PART_READINGS + 64) * 24); /* items of a number are 23 bytes */
+    batch_reserve(c->out, PART_BYTES);
     return 0;
 }
 
@@ -817,7 +820,7 @@ int ingest_parse_lp(ingest *in, const char *body, size_t len, const char *precis
     struct parse_ctx c = {.in = in, .ahead = &ahead, .p = p, .out = out, .rep = rep, .parts = parts, .err = err,
                           .now_ms = clock_now_ms()};
     if (parts)
-        batch_reserve(out, (INGEST_PART_READINGS + 64) * 24); /* items of a number are 23 bytes */
+        batch_reserve(out, PART_BYTES);
     else
         batch_reserve(out, len / 3); /* a numeric line of ~70 bytes is a 23-byte item: grown once, if ever */
     size_t k = 0; /* a free parser, else wait for the first */

@@ -294,17 +294,27 @@ static int cmp_u64(const void *a, const void *b)
 
 static void reap_drops(int dfd);
 
-static int list_segments(wal *w, const char *dir, cb_error *err)
+/* A listing of the directory dfd from its start (NULL with errno set). */
+static DIR *open_listing(int dfd)
 {
-    int fd = dup(w->dfd);
+    int fd = dup(dfd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
         int e = errno;
         if (fd >= 0)
             close(fd);
-        return sys_error(err, e, "list", dir);
+        errno = e;
+        return NULL;
     }
     rewinddir(d); /* a dup shares the directory's offset with every other */
+    return d;
+}
+
+static int list_segments(wal *w, const char *dir, cb_error *err)
+{
+    DIR *d = open_listing(w->dfd);
+    if (!d)
+        return sys_error(err, errno, "list", dir);
     int rc = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -778,14 +788,9 @@ int wal_replay(wal *w, uint64_t from_lsn,
 /* Deletes every wal-*.drop in the directory; errors are left for the next try. */
 static void reap_drops(int dfd)
 {
-    int fd = dup(dfd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
+    DIR *d = open_listing(dfd);
+    if (!d)
         return;
-    }
-    rewinddir(d); /* a dup shares the directory's offset with every other */
     struct dirent *e;
     size_t suffix = strlen(WAL_DROP_SUFFIX);
     while ((e = readdir(d)) != NULL) {
